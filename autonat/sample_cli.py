@@ -1,0 +1,72 @@
+"""``autonat sample``: an image grid (one row per class), and optionally PNGs and an .npz batch."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import AutonatError
+from .outputs import save_grid, save_npz, save_pngs
+
+
+def add_sample_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="generator checkpoint directory")
+    p.add_argument("--tokenizer", help="tokenizer (default: the one recorded in the checkpoint)")
+    p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
+    p.add_argument("--strategy", help="strategy YAML (ours or an official AutoNAT file)")
+    p.add_argument("--steps", type=int, default=8, help="steps for a named schedule (default 8)")
+    p.add_argument("--schedule", default="cosine", help="named schedule when no --strategy: cosine, autonat-init")
+    p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
+    p.add_argument("--classes", type=int, nargs="*", help="class ids, one grid row each (default: all)")
+    p.add_argument("--per-class", type=int, default=8, help="samples per class (grid columns)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--out", default="samples.png", help="grid PNG path")
+    p.add_argument("--png-dir", help="also write one PNG per sample here")
+    p.add_argument("--npz", help="also write an .npz batch (arr_0 uint8 NxHxWx3, arr_1 labels)")
+
+
+def resolve_strategy(args):
+    from .strategy import Strategy, build_strategy, load_strategy
+
+    strategy = load_strategy(args.strategy) if args.strategy else build_strategy(args.schedule, args.steps)
+    if getattr(args, "cfg", None) is not None:
+        strategy = Strategy.create(strategy.mask_ratio, strategy.remask_temp, strategy.sample_temp,
+                                   [args.cfg] * strategy.steps)
+    return strategy
+
+
+def default_device(requested: str | None) -> str:
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_sample(args) -> Path:
+    from .generate import Pipeline
+
+    pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, default_device(args.device))
+    strategy = resolve_strategy(args)
+    classes = args.classes if args.classes else list(range(pipe.num_classes))
+    if args.per_class < 1:
+        raise AutonatError("--per-class must be at least 1")
+    pipe.check_labels(classes)
+    labels = [c for c in classes for _ in range(args.per_class)]
+    images, ys = [], []
+    for x, y in pipe.batches(strategy, labels, args.seed, args.batch_size):
+        images.append(x.cpu())
+        ys.append(y)
+    images_t, labels_np = torch.cat(images), np.concatenate(ys)
+    save_grid(images_t, args.out, nrow=args.per_class)
+    print(f"grid of {len(labels)} samples ({len(classes)} classes x {args.per_class}, {strategy.steps} steps) "
+          f"written to {args.out}")
+    if args.png_dir:
+        save_pngs(images_t, labels_np, args.png_dir)
+        print(f"individual PNGs written to {args.png_dir}")
+    if args.npz:
+        save_npz(images_t, labels_np, args.npz)
+        print(f"npz batch written to {args.npz}")
+    return Path(args.out)

@@ -1,0 +1,338 @@
+"""The generator training loop, on accelerate (one process or many, CPU or CUDA).
+
+AdamW (AutoNAT: betas 0.99/0.99, weight decay 0.03), linear warm-up to a
+constant learning rate, gradient clipping, EMA weights for inference, mixed
+precision through accelerate. Checkpoints every N steps and at the end;
+a run resumes from its latest state.
+
+Everything random in a step is a function of ``(seed, step)``: which items
+form the global batch, the mask ratios and positions, the label dropout and
+the dropout noise. A run interrupted and resumed therefore follows the same
+trajectory as an uninterrupted one, and each process takes its slice of the
+same global batch whatever the number of processes.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import save_generator
+from .config import build, to_plain
+from .data import TokenCache, read_token_cache
+from .errors import AutonatError
+from .masking import MaskingConfig, mask_batch, masked_accuracy, masked_cross_entropy
+from .model import NAMED_SIZES, UViT, UViTConfig
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 4e-4
+    betas: tuple[float, float] = (0.99, 0.99)
+    weight_decay: float = 0.03
+    warmup_steps: int = 5000
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/generator"
+    steps: int = 10000
+    batch_size: int = 256  # global batch, split across processes
+    ema_decay: float = 0.9999
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    mixed_precision: str = "no"  # "no", "bf16" or "fp16", as accelerate
+    resume: bool = True
+
+
+@dataclass
+class Recipe:
+    """Everything :func:`train` needs, read from the recipe YAML."""
+
+    cache: str
+    model: UViTConfig
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def recipe_from_dict(d: dict) -> Recipe:
+    """Build a :class:`Recipe`; model sizes, grid and codebook come from the token cache."""
+    if "cache" not in d:
+        raise AutonatError("the recipe needs `cache:` (a token cache written by `autonat tokenize`)")
+    cache = read_token_cache(d["cache"])
+    model = dict(d.get("model", {}))
+    size = model.pop("size", None)
+    if size is not None:
+        if size.lower() not in NAMED_SIZES:
+            raise AutonatError(f"unknown model size {size!r}; choose one of {sorted(NAMED_SIZES)}")
+        model = {**NAMED_SIZES[size.lower()], **model}
+    model.update(codebook_size=cache.codebook_size, grid=list(cache.grid), num_classes=cache.num_classes)
+    return Recipe(
+        cache=d["cache"],
+        model=build(UViTConfig, model, "model"),
+        masking=build(MaskingConfig, d.get("masking"), "masking"),
+        optim=build(OptimConfig, d.get("optim"), "optim"),
+        train=build(TrainConfig, d.get("train"), "train"),
+    )
+
+
+def train_from_recipe(d: dict) -> Path | None:
+    return train(recipe_from_dict(d), raw=d)
+
+
+# --------------------------------------------------------------------------- pieces
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
+    """The items of global batch ``step``: consecutive slices of per-epoch permutations."""
+    start = step * batch_size
+    out = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        out.extend(perm[offset: offset + batch_size - len(out)].tolist())
+    return np.asarray(out)
+
+
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for step ``step``; ``stream`` separates independent uses."""
+    mixed = np.random.SeedSequence([seed, step, stream]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed >> np.uint64(1)))
+
+
+def learning_rate(step: int, optim: OptimConfig) -> float:
+    """Linear warm-up to ``optim.lr``, then constant (U-ViT / AutoNAT)."""
+    return optim.lr * min(1.0, (step + 1) / max(1, optim.warmup_steps))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    ema_p = list(ema.parameters())
+    torch._foreach_lerp_(ema_p, [p.detach().float() for p in model.parameters()], 1.0 - decay)
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA decay warmed up over the first steps so early weights do not dominate."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+class StopRequest:
+    """Turns SIGTERM / SIGINT into a flag checked at step boundaries."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old = {}
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------- run layout
+class RunDir:
+    """``out_dir``: ``recipe.yaml``, ``log.csv``, ``checkpoints/step_N`` (inference), ``state/step_N`` (resume)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.checkpoints = self.root / "checkpoints"
+        self.state = self.root / "state"
+        self.log = self.root / "log.csv"
+
+    def latest_state(self) -> tuple[int, Path] | None:
+        if not self.state.is_dir():
+            return None
+        done = [(int(p.name.split("_")[1]), p) for p in self.state.glob("step_*")
+                if (p / "trainer.json").exists()]
+        return max(done) if done else None
+
+    def prune(self, keep: int) -> None:
+        for folder in (self.checkpoints, self.state):
+            steps = sorted(folder.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+            for old in steps[:-keep] if keep > 0 else []:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the loop
+def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
+    """Train the generator; returns the final checkpoint directory (on the main process)."""
+    from accelerate import Accelerator
+
+    cfg = recipe.train
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if cfg.batch_size % world:
+        raise AutonatError(f"train.batch_size {cfg.batch_size} must divide evenly over {world} processes")
+    cache = read_token_cache(recipe.cache)
+    run = RunDir(cfg.out_dir)
+    tokens_all = torch.from_numpy(np.asarray(cache.tokens, dtype=np.int64))
+    labels_all = torch.from_numpy(np.asarray(cache.labels, dtype=np.int64))
+    _check_cache(cache, recipe.model)
+
+    torch.manual_seed(cfg.seed)
+    model = UViT(recipe.model)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
+                            weight_decay=recipe.optim.weight_decay)
+    model, opt = accelerator.prepare(model, opt)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+
+    start = 0
+    latest = run.latest_state() if cfg.resume else None
+    if latest is not None:
+        start, path = latest
+        accelerator.load_state(str(path))
+        accelerator.print(f"resumed from {path} at step {start}")
+    if accelerator.is_main_process:
+        run.root.mkdir(parents=True, exist_ok=True)
+        (run.root / "recipe.json").write_text(json.dumps(to_plain(raw or recipe), indent=2))
+        _truncate_log(run.log, start)
+    tokenizer_ref = dict(cache.meta.get("tokenizer", {}))
+
+    per_rank = cfg.batch_size // world
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+               disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    t0, tokens_seen = time.time(), 0
+    with StopRequest() as stop:
+        for step in bar:
+            model.train()
+            idx = batch_indices(step, cfg.batch_size, len(labels_all), cfg.seed)
+            batch = mask_batch(tokens_all[idx], labels_all[idx], recipe.masking, recipe.model.mask_id,
+                               recipe.model.null_class, generator=step_generator(cfg.seed, step))
+            mine = slice(rank * per_rank, (rank + 1) * per_rank)
+            inputs, mask = batch.inputs[mine].to(accelerator.device), batch.mask[mine].to(accelerator.device)
+            targets = tokens_all[idx][mine].to(accelerator.device)
+            labels = batch.labels[mine].to(accelerator.device)
+            lr = learning_rate(step, recipe.optim)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(int(step_generator(cfg.seed, step, 1 + rank).initial_seed()))  # dropout noise
+            logits = model(inputs, labels)
+            loss = masked_cross_entropy(logits, targets, mask, recipe.masking.label_smoothing)
+            if not torch.isfinite(loss):
+                raise AutonatError(
+                    f"loss became {loss.item()} at step {step}; stopped. The last good checkpoint is kept "
+                    f"in {run.checkpoints} (lower optim.lr or use mixed_precision=no)")
+            opt.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
+            opt.step()
+            update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, cfg.ema_decay))
+            tokens_seen += int(mask.numel())
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                row = _log_row(accelerator, done, loss, logits, targets, mask, lr, grad_norm, t0, tokens_seen)
+                if accelerator.is_main_process:
+                    _append_log(run.log, row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc1']:.3f}", lr=f"{lr:.2e}",
+                                masked=f"{row['masked_frac']:.2f}")
+            stopping = stop.signal is not None
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
+                _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints)
+            if stopping:
+                accelerator.print(f"stopped by signal {stop.signal} at step {done}; state saved in "
+                                  f"{run.state / f'step_{done}'}; run the same command again to resume")
+                raise SystemExit(128 + stop.signal)
+    bar.close()
+    final = run.checkpoints / f"step_{cfg.steps}"
+    if accelerator.is_main_process:
+        _write_health_plot(run)
+    accelerator.wait_for_everyone()
+    return final if accelerator.is_main_process else None
+
+
+def _check_cache(cache: TokenCache, config: UViTConfig) -> None:
+    top = int(np.asarray(cache.tokens).max()) if len(cache) else 0
+    if top >= config.codebook_size:
+        raise AutonatError(f"token cache holds id {top} but the codebook has {config.codebook_size} codes")
+    if len(cache) and (cache.labels.min() < 0 or cache.labels.max() >= config.num_classes):
+        raise AutonatError(f"token cache labels out of range [0, {config.num_classes})")
+
+
+def _log_row(accelerator, step, loss, logits, targets, mask, lr, grad_norm, t0, tokens_seen) -> dict:
+    with torch.no_grad():
+        stats = torch.stack([loss.detach().float(), masked_accuracy(logits, targets, mask, 1),
+                             masked_accuracy(logits, targets, mask, 5), mask.float().mean()])
+        stats = accelerator.reduce(stats, reduction="mean")
+    elapsed = time.time() - t0
+    return {"step": step, "loss": float(stats[0]), "acc1": float(stats[1]), "acc5": float(stats[2]),
+            "masked_frac": float(stats[3]), "lr": lr, "grad_norm": float(grad_norm),
+            "tokens_per_s": tokens_seen * accelerator.num_processes / max(elapsed, 1e-9),
+            "elapsed_s": round(elapsed, 2)}
+
+
+def _append_log(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows after ``step`` so a resumed run's log has no duplicates."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    kept = [r for r in rows if int(r["step"]) <= step]
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_ref: dict, keep: int) -> None:
+    """Inference checkpoint (EMA) and resumable state, each written atomically."""
+    tmp = run.state / f".step_{step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+        final = run.state / f"step_{step}"
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        save_generator(run.checkpoints / f"step_{step}", ema, recipe.model, tokenizer_ref,
+                       meta={"training": {"step": step, "masking": recipe.masking, "cache": recipe.cache}})
+        run.prune(keep)
+    accelerator.wait_for_everyone()
+
+
+def _write_health_plot(run: RunDir) -> None:
+    """Loss and masked-token accuracy curves of the run as ``curves.png``."""
+    if not run.log.exists():
+        return
+    from .plots import plot_training_curves
+
+    plot_training_curves(run.log, run.root / "curves.png")
