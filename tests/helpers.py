@@ -1,0 +1,34 @@
+"""Builders for tiny on-disk artefacts used by several tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_tiny_cache(path: Path, n: int = 96, grid=(4, 4), codebook: int = 16, classes: int = 3) -> Path:
+    """A token cache whose tokens depend on the class (so a model can learn it)."""
+    from autonat.data import write_token_cache
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % classes
+    length = grid[0] * grid[1]
+    base = rng.integers(0, codebook, (classes, length))
+    tokens = base[labels].copy()
+    noise = rng.random(tokens.shape) < 0.1
+    tokens[noise] = rng.integers(0, codebook, noise.sum())
+    meta = {"tokenizer": {"path": "none", "fingerprint": "test"}, "grid": list(grid),
+            "codebook_size": codebook, "num_classes": classes, "augmentation": "none"}
+    write_token_cache(path, tokens, labels, meta)
+    return path
+
+
+def tiny_recipe(cache: Path, out_dir: Path, steps: int = 20, **train) -> dict:
+    return {
+        "cache": str(cache),
+        "model": {"width": 32, "depth": 2, "num_heads": 2, "dropout": 0.1},
+        "masking": {"alpha": 4.0, "beta": 2.0},
+        "optim": {"lr": 3e-3, "warmup_steps": 5},
+        "train": {"out_dir": str(out_dir), "steps": steps, "batch_size": 16, "checkpoint_every": 10,
+                  "log_every": 2, "ema_decay": 0.9, **train},
+    }

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from autonat.sampler import SamplerOptions, decode, guided_logits, make_generators, sample_seeds, sample_tokens
+from autonat.strategy import Strategy, maskgit_cosine
+
+
+def _decode(model, cfg, strategy, labels, seed=0, options=None):
+    gens = make_generators(sample_seeds(seed, range(len(labels))), "cpu")
+    y = torch.as_tensor(labels)
+    with torch.inference_mode():
+        return list(decode(model, strategy, y, gens, mask_id=cfg.mask_id, null_class=cfg.null_class,
+                           seq_len=cfg.seq_len, options=options))
+
+
+@pytest.mark.parametrize("strategy", [maskgit_cosine(5, cfg_scale=1.5),
+                                      Strategy.create([0.9, 0.9, 0.3], [2, 0, 1], [1, 0.5, 0, 2], [0, 1, 2, 3])])
+def test_scheduled_masked_counts_fixed_tokens_and_no_mask_left(tiny_model, tiny_config, strategy):
+    states = _decode(tiny_model, tiny_config, strategy, [0, 1, 2, 0, 3])
+    expected = strategy.masked_counts(tiny_config.seq_len)
+    assert [int(s.masked.sum(1).unique().item()) for s in states] == expected
+    for before, after in zip(states, states[1:]):
+        fixed = ~before.masked
+        assert torch.equal(after.tokens[fixed], before.tokens[fixed])  # a fixed token never changes
+    final = states[-1].tokens
+    assert (final != tiny_config.mask_id).all() and final.max() < tiny_config.codebook_size
+
+
+def test_cfg_formula(tiny_model, tiny_config):
+    tokens = torch.randint(0, tiny_config.codebook_size + 1, (2, tiny_config.seq_len))
+    labels = torch.tensor([0, 1])
+    with torch.no_grad():
+        cond = tiny_model(tokens, labels)
+        uncond = tiny_model(tokens, torch.full_like(labels, tiny_config.null_class))
+        got = guided_logits(tiny_model, tokens, labels, 2.5, tiny_config.null_class, SamplerOptions())
+        below = guided_logits(tiny_model, tokens, labels, 1e-4, tiny_config.null_class, SamplerOptions())
+    assert torch.allclose(got, cond + 2.5 * (cond - uncond), atol=1e-5)
+    assert torch.allclose(below, cond, atol=1e-6)  # scales under the threshold skip the unconditional pass
+
+
+def test_temperature_zero_is_deterministic_greedy(tiny_model, tiny_config):
+    greedy = Strategy.create([0.7, 0.3], [0, 0], [0, 0, 0], [0, 0, 0])
+    a = _decode(tiny_model, tiny_config, greedy, [0, 1], seed=1)[-1].tokens
+    b = _decode(tiny_model, tiny_config, greedy, [0, 1], seed=2)[-1].tokens
+    assert torch.equal(a, b)
+    # the first step fixes the argmax tokens of the all-mask canvas
+    with torch.no_grad():
+        start = torch.full((2, tiny_config.seq_len), tiny_config.mask_id)
+        argmax = tiny_model(start, torch.tensor([0, 1])).argmax(-1)
+    first = _decode(tiny_model, tiny_config, greedy, [0, 1])[0]
+    assert torch.equal(first.tokens[~first.masked], argmax[~first.masked])
+
+
+def test_same_seed_same_sample_whatever_the_batch(tiny_model, tiny_config):
+    strategy = maskgit_cosine(4, cfg_scale=1.0)
+    labels = [2, 0, 1, 2]
+    gens = make_generators(sample_seeds(7, range(4)))
+    kw = dict(mask_id=tiny_config.mask_id, null_class=tiny_config.null_class, seq_len=tiny_config.seq_len)
+    batch = sample_tokens(tiny_model, strategy, torch.tensor(labels), gens, **kw)
+    for i, label in enumerate(labels):
+        single = sample_tokens(tiny_model, strategy, torch.tensor([label]),
+                               make_generators(sample_seeds(7, [i])), **kw)
+        assert torch.equal(single[0], batch[i])
+    other = sample_tokens(tiny_model, strategy, torch.tensor(labels), make_generators(sample_seeds(8, range(4))), **kw)
+    assert not torch.equal(other, batch)
+
+
+def test_bad_labels_and_generators_rejected(tiny_model, tiny_config):
+    from autonat.errors import AutonatError
+
+    kw = dict(mask_id=tiny_config.mask_id, null_class=tiny_config.null_class, seq_len=tiny_config.seq_len)
+    with pytest.raises(AutonatError, match="class ids"):
+        sample_tokens(tiny_model, maskgit_cosine(2), torch.tensor([7]), make_generators([0]), **kw)
+    with pytest.raises(AutonatError, match="one generator per sample"):
+        sample_tokens(tiny_model, maskgit_cosine(2), torch.tensor([0, 1]), make_generators([0]), **kw)

@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import yaml
+
+from autonat.errors import AutonatError
+from autonat.strategy import Strategy, autonat_init, load_strategy, maskgit_cosine, save_strategy
+
+OFFICIAL_T8 = """\
+manual_ratios: [0.9531645174140464, 0.8795409806037042, 0.7940230737075623, 0.745995860948045, 0.6249785820461957, 0.407321956652571, 0.260658917067054]
+manual_temp: [2.404912789740805, 2.477616274962803, 1.191696577294597, 0.7685444738649722, 1.0673489052089495, 0.9353720330515827, 0.7843839537838292]
+manual_samp_temp: [2.8999037830310685, 1.867261830931786, 1.1443729673819831, 1.3796334226014182, 1.4699896959810144, 1.3760684112198358, 1.7082165405200722, 0.7133060703601533]
+manual_cfg: [0.0001, 0.0001, 0.0001, 0.9151274967591447, 1.6160182878189675, 1.1945509026838659, 1.38322370140345, 1.22678520936251]
+"""
+
+
+def test_reads_official_autonat_file(tmp_path):
+    path = tmp_path / "AutoNAT_L-T8_strategy.yaml"
+    path.write_text(OFFICIAL_T8)
+    s = load_strategy(path)
+    assert s.steps == 8
+    assert s.mask_ratio[0] == pytest.approx(0.9531645174140464)
+    assert s.remask_temp[-1] == pytest.approx(0.7843839537838292)
+    assert s.sample_temp[0] == pytest.approx(2.8999037830310685)
+    assert s.cfg_scale[3] == pytest.approx(0.9151274967591447)
+
+
+@pytest.mark.parametrize("official", [False, True])
+def test_yaml_round_trip(tmp_path, official):
+    s = autonat_init(6)
+    save_strategy(s, tmp_path / "s.yaml", official=official)
+    keys = set(yaml.safe_load((tmp_path / "s.yaml").read_text()))
+    assert ("manual_ratios" in keys) == official
+    assert load_strategy(tmp_path / "s.yaml") == s
+
+
+def test_maskgit_cosine_values():
+    s = maskgit_cosine(4)
+    assert s.mask_ratio == pytest.approx([math.cos(math.pi / 8), math.cos(math.pi / 4), math.cos(3 * math.pi / 8)])
+    assert s.remask_temp == pytest.approx([4.5 * 0.75, 4.5 * 0.5, 4.5 * 0.25])
+    assert s.masked_counts(256) == [236, 181, 97, 0]
+
+
+def test_masked_counts_respect_bounds():
+    s = Strategy.create([0.99, 0.99, 0.0], [1, 1, 1], [1] * 4, [0] * 4)
+    # never more than #masked - 1, never fewer than 1 before the last step
+    assert s.masked_counts(10) == [9, 8, 1, 0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(mask_ratio=[0.5], remask_temp=[1], sample_temp=[1, 1, 1], cfg_scale=[0, 0, 0]), "mask_ratio has 1"),
+    (dict(mask_ratio=[0.5, 0.6], remask_temp=[1, 1], sample_temp=[1, 1, 1], cfg_scale=[0, 0, 0]), "non-increasing"),
+    (dict(mask_ratio=[1.0, 0.5], remask_temp=[1, 1], sample_temp=[1, 1, 1], cfg_scale=[0, 0, 0]), r"\[0, 1\)"),
+    (dict(mask_ratio=[0.5, 0.2], remask_temp=[1, -1], sample_temp=[1, 1, 1], cfg_scale=[0, 0, 0]), ">= 0"),
+    (dict(mask_ratio=[0.5, 0.2], remask_temp=[1, 1], sample_temp=[1, float("nan"), 1], cfg_scale=[0, 0, 0]), "NaN"),
+    (dict(mask_ratio=[0.5, 0.2], remask_temp=[1, 1], sample_temp=[1, 1, 1]), "lacks cfg_scale"),
+    (dict(mask_ratio=[0.5, 0.2], remask_temp=[1, 1], sample_temp=[1, 1, 1], cfg_scale=[0, 0, 0], steps=4), "steps: 4"),
+])
+def test_bad_strategies_rejected(tmp_path, bad, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(AutonatError, match=message):
+        load_strategy(path)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    (tmp_path / "x.yaml").write_text("mask_ratio: [0.5,\n")
+    with pytest.raises(AutonatError, match="not valid YAML"):
+        load_strategy(tmp_path / "x.yaml")
+    with pytest.raises(AutonatError, match="not found"):
+        load_strategy(tmp_path / "missing.yaml")
+
+
+def test_save_does_not_replace_good_file_with_bad(tmp_path):
+    path = tmp_path / "s.yaml"
+    save_strategy(maskgit_cosine(4), path)
+    bad = Strategy((0.5,), (1.0,), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))  # wrong lengths, unvalidated
+    with pytest.raises(AutonatError):
+        save_strategy(bad, path)
+    assert load_strategy(path) == maskgit_cosine(4)

@@ -1,0 +1,16 @@
+"""Generator training under accelerate.
+
+    accelerate launch [--cpu] [--num_processes K] tools/train.py --config configs/NAME.yaml [key=value ...]
+
+The same as `autonat train`, which runs it in one process.
+"""
+import argparse
+import sys
+
+from autonat.cli import main
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--config", required=True)
+    args, rest = parser.parse_known_args()
+    sys.exit(main(["train", "--config", args.config, *rest]))
