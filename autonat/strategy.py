@@ -189,3 +189,8 @@ def build_strategy(name: str, steps: int) -> Strategy:
 def _check_steps(steps: int) -> None:
     if steps < 1:
         raise AutonatError(f"the number of steps must be at least 1, got {steps}")
+
+
+# The strategy zoo (autonat/zoo.py) adds the field's named schedules to BUILDERS
+# on import; it sits at the bottom because zoo.py imports this module.
+from . import zoo as _zoo  # noqa: E402,F401
