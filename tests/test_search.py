@@ -79,3 +79,19 @@ def test_interrupted_search_resumes_on_the_same_trajectory(tmp_path):
     a = StrategySearch(objective, init, cfg, tmp_path / "a", 5)
     assert [r["fid"] for r in a.history()] == pytest.approx([r["fid"] for r in resumed.history()], abs=1e-12)
     assert a.final_strategy() == resumed.final_strategy()
+
+
+def test_training_line_search_finds_the_better_beta(tmp_path):
+    from autonat.training_search import LineSearchConfig, TrainingStrategySearch
+
+    calls = []
+
+    def trial(alpha, beta):  # a synthetic FID with its minimum at alpha=6, beta=3
+        calls.append((alpha, beta))
+        return (np.log(alpha) - np.log(6)) ** 2 + (np.log(beta) - np.log(3)) ** 2
+
+    best = TrainingStrategySearch(trial, LineSearchConfig(alpha=12, beta=3, factor=2), tmp_path).run()
+    assert (best.alpha, best.beta) == (6.0, 3.0)
+    n = len(calls)
+    again = TrainingStrategySearch(trial, LineSearchConfig(alpha=12, beta=3, factor=2), tmp_path).run()
+    assert again == best and len(calls) == n  # recorded trials are not run again
