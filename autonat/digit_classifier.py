@@ -64,7 +64,13 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
 
 
 class DigitNet(nn.Module):
-    """Grey 32x32 images in [0, 1] ``[B, 1, 32, 32]`` -> (features ``[B, feature_dim]``, logits)."""
+    """Grey 32x32 images in [0, 1] ``[B, 1, 32, 32]`` -> (features ``[B, feature_dim]``, logits).
+
+    The returned features are the penultimate activations times ``feature_scale``,
+    a constant fixed after training so that their root-mean-square over the
+    training digits is 1: KID's polynomial kernel ``(x.y / D + 1)^3`` assumes
+    features of order one, as Inception's are.
+    """
 
     def __init__(self, config: DigitNetConfig | None = None, dropout: float = 0.0) -> None:
         super().__init__()
@@ -78,10 +84,19 @@ class DigitNet(nn.Module):
         self.embed = nn.Sequential(nn.Linear(4 * w * 16, self.config.feature_dim), nn.ReLU(inplace=True))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.config.feature_dim, self.config.num_classes)
+        self.register_buffer("feature_scale", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.embed(self.body((x - 0.5) / 0.5))
-        return features, self.head(self.dropout(features))
+        return features * self.feature_scale, self.head(self.dropout(features))
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor, batch_size: int = 500) -> None:
+        """Set ``feature_scale`` so the features of ``images`` have unit root-mean-square."""
+        self.eval()
+        self.feature_scale.fill_(1.0)
+        sq = sum(float(self(x)[0].pow(2).sum()) for x in images.split(batch_size))
+        self.feature_scale.fill_((sq / (len(images) * self.config.feature_dim)) ** -0.5)
 
 
 # --------------------------------------------------------------------------- data
@@ -137,9 +152,11 @@ def train_digit_classifier(config: DigitTrainConfig) -> tuple[DigitNet, dict]:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
+    model.calibrate(x)
     hx, hy = _grey(DemoDigits("heldout"))
     report = {"heldout_accuracy": accuracy(model, hx, hy), "train_accuracy": accuracy(model, x, y),
-              "heldout_images": len(hy), "train_images": len(y), "train_seconds": round(time.time() - t0, 1)}
+              "heldout_images": len(hy), "train_images": len(y), "train_seconds": round(time.time() - t0, 1),
+              "feature_scale": float(model.feature_scale)}
     return model.eval(), report
 
 
