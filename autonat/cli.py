@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/demo_grid.png")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    from .eval_cli import add_eval_commands
+
+    add_eval_commands(sub)  # eval, fid-stats, train-digit-classifier
     return parser
 
 
