@@ -79,6 +79,12 @@ def cmd_demo(args) -> None:
     run_demo(args)
 
 
+def cmd_convert(args) -> None:
+    from .convert import run_convert
+
+    run_convert(args)
+
+
 # --------------------------------------------------------------------------- parser
 def _add_recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="recipe YAML, e.g. configs/demo_mnist.yaml")
@@ -120,9 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
+    from .convert import add_convert_arguments
+
+    p = sub.add_parser("convert", help="convert released weights (AutoNAT, MaskGIT/taming VQGAN) to our formats")
+    add_convert_arguments(p)
+    p.set_defaults(func=cmd_convert)
+
+    from .search_cli import add_search_parser
+
+    add_search_parser(sub)  # search generation | training | alternate
+
     from .eval_cli import add_eval_commands
 
     add_eval_commands(sub)  # eval, fid-stats, train-digit-classifier
+
+    from .strategy_cli import add_strategy_parser
+
+    add_strategy_parser(sub)  # strategy show, strategy list
     return parser
 
 
