@@ -9,6 +9,8 @@ import torch
 
 from .errors import AutonatError
 from .outputs import save_grid, save_npz, save_pngs
+from .order import ORDERS
+from .sampler import SamplerOptions
 
 
 def add_sample_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +19,8 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
     p.add_argument("--strategy", help="strategy YAML (ours or an official AutoNAT file)")
     p.add_argument("--steps", type=int, default=8, help="steps for a named schedule (default 8)")
-    p.add_argument("--schedule", default="cosine", help="named schedule when no --strategy: cosine, autonat-init")
+    p.add_argument("--schedule", default="cosine",
+                   help="named schedule when no --strategy (see `autonat strategy list`; default cosine)")
     p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
     p.add_argument("--classes", type=int, nargs="*", help="class ids, one grid row each (default: all)")
     p.add_argument("--per-class", type=int, default=8, help="samples per class (grid columns)")
@@ -27,6 +30,11 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="samples.png", help="grid PNG path")
     p.add_argument("--png-dir", help="also write one PNG per sample here")
     p.add_argument("--npz", help="also write an .npz batch (arr_0 uint8 NxHxWx3, arr_1 labels)")
+    p.add_argument("--order", default="confidence", choices=ORDERS,
+                   help="which tokens each step decodes: the most confident (MaskGIT, default), or a fixed "
+                        "random or Halton order over the token grid")
+    p.add_argument("--trace", help="also write the canvas after every step, masked tokens grey (.gif or .png)")
+    p.add_argument("--trace-samples", type=int, default=4, help="samples shown by --trace (the grid's first)")
 
 
 def resolve_strategy(args):
@@ -55,8 +63,11 @@ def run_sample(args) -> Path:
         raise AutonatError("--per-class must be at least 1")
     pipe.check_labels(classes)
     labels = [c for c in classes for _ in range(args.per_class)]
+    options = SamplerOptions(order=args.order, grid=tuple(pipe.generator.config.grid))
+    if args.trace:
+        _write_trace(pipe, strategy, labels[: max(1, args.trace_samples)], args, options)
     images, ys = [], []
-    for x, y in pipe.batches(strategy, labels, args.seed, args.batch_size):
+    for x, y in pipe.batches(strategy, labels, args.seed, args.batch_size, options=options):
         images.append(x.cpu())
         ys.append(y)
     images_t, labels_np = torch.cat(images), np.concatenate(ys)
@@ -70,3 +81,16 @@ def run_sample(args) -> Path:
         save_npz(images_t, labels_np, args.npz)
         print(f"npz batch written to {args.npz}")
     return Path(args.out)
+
+
+def _write_trace(pipe, strategy, labels, args, options) -> None:
+    """The decoding process of the grid's first samples (same seeds, so the same images)."""
+    from .sampler import sample_seeds
+    from .trace import check_trace_path, write_trace
+
+    check_trace_path(args.trace)
+    cfg = pipe.generator.config
+    write_trace(pipe.generator.model, pipe.tokenizer.decode, strategy, labels,
+                sample_seeds(args.seed, range(len(labels))), args.trace, grid=tuple(cfg.grid),
+                mask_id=cfg.mask_id, null_class=cfg.null_class, options=options)
+    print(f"decoding trace of {len(labels)} samples over {strategy.steps} steps written to {args.trace}")

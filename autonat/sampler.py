@@ -8,6 +8,10 @@ noise scaled by ``remask_temp`` is added to the scores and the least confident
 ``masked_counts[t]`` positions are masked again. This is MaskGIT's decoding
 with AutoNAT's four per-step schedule vectors (see :mod:`autonat.strategy`).
 
+With an order policy (``SamplerOptions.order``, see :mod:`autonat.order`) the
+positions decoded at each step follow a fixed random or Halton order instead of
+the confidences; the masked counts stay those of the strategy.
+
 Randomness is explicit: every sample has its own ``torch.Generator``, and the
 draws of one sample never depend on the others, so the same seed and label
 give the same image whatever the batch size or process count.
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 
 from .errors import AutonatError
+from .order import position_ranks
 from .strategy import Strategy
 
 
@@ -34,10 +39,17 @@ class SamplerOptions:
         ``1e-4 * (cond - uncond)``, far below sampling noise).
     autocast_dtype: run the network under autocast in this dtype (e.g.
         ``torch.bfloat16`` on CUDA); ``None`` keeps full precision.
+    order: which masked positions to decode: ``"confidence"`` (MaskGIT's
+        re-masking of the least confident, the default), ``"random"`` or
+        ``"halton"`` (see :mod:`autonat.order`); the last two ignore
+        ``remask_temp``.
+    grid: the token grid ``(h, w)`` for the ``"halton"`` order (default: square).
     """
 
     cfg_zero_threshold: float = 1e-3
     autocast_dtype: torch.dtype | None = None
+    order: str = "confidence"
+    grid: tuple[int, int] | None = None
 
 
 @dataclass
@@ -102,6 +114,7 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
         raise AutonatError(f"class ids must lie in [0, {null_class - 1}] (or {null_class} for unconditional); "
                            f"got {labels.min().item()}..{labels.max().item()}")
     device = labels.device
+    ranks = position_ranks(options.order, generators, seq_len, options.grid, device)
     tokens = torch.full((b, seq_len), mask_id, dtype=torch.long, device=device)
     counts = strategy.masked_counts(seq_len)
     for t in range(strategy.steps):
@@ -114,10 +127,13 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
             drawn = logits.argmax(-1)
         tokens = torch.where(masked, drawn, tokens)
         if counts[t] > 0:
-            logp = torch.log_softmax(logits, dim=-1).gather(-1, drawn[..., None])[..., 0]
-            confidence = torch.where(masked, logp, torch.full_like(logp, float("inf")))
-            if t < len(strategy.remask_temp) and strategy.remask_temp[t] > 0:
-                confidence = confidence + strategy.remask_temp[t] * _gumbel((seq_len,), generators, device)
+            if ranks is not None:
+                confidence = -ranks.float()  # an order policy: positions late in the order wait
+            else:
+                logp = torch.log_softmax(logits, dim=-1).gather(-1, drawn[..., None])[..., 0]
+                confidence = torch.where(masked, logp, torch.full_like(logp, float("inf")))
+                if t < len(strategy.remask_temp) and strategy.remask_temp[t] > 0:
+                    confidence = confidence + strategy.remask_temp[t] * _gumbel((seq_len,), generators, device)
             remask = confidence.topk(counts[t], dim=-1, largest=False).indices
             tokens = tokens.scatter(1, remask, mask_id)
         yield SamplerState(step=t, tokens=tokens, masked=tokens == mask_id)
