@@ -82,10 +82,21 @@ def _torch_load(path: Path):
                 return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             found = _UNSUPPORTED.search(str(exc))
-            if not found or found.group(1) in names:
-                raise AutonatError(f"cannot read {path} safely: {str(exc).splitlines()[0]}") from exc
-            names.append(found.group(1))
+            if found and found.group(1) not in names:
+                names.append(found.group(1))
+                continue
+            reason = _reason(exc)
+            if "GLOBAL" in reason:  # a name torch blocks outright (os, subprocess, ...): never allow it
+                raise AutonatError(f"refusing to read {path}: {reason}") from exc
+            raise AutonatError(f"cannot read weights from {path}: not a torch weights file ({reason})") from exc
     raise AutonatError(f"cannot read {path}: it names too many foreign classes to be a weights file")
+
+
+def _reason(exc: Exception) -> str:
+    """The informative line of a weights-only unpickling error (the one naming the global)."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.startswith(("Weights only load failed", "Please file", "Check the doc"))]
+    return next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(exc).__name__)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -182,12 +193,24 @@ def _mismatch(expected: dict[str, torch.Size], state: dict[str, torch.Tensor]) -
     return describe_mismatch(_Shapes(expected), state)
 
 
-def _fit(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
-    """Load ``state`` strictly into ``model`` or raise naming the mismatch and the file's likely kind."""
-    problem = describe_mismatch(model, state)
+def _materialise(build, state: dict[str, torch.Tensor], path: Path | str, what: str,
+                 file_name=None, to_model=None) -> torch.nn.Module:
+    """Build a module and give it ``state``, every key used and none missing, or raise naming the mismatch.
+
+    ``build`` runs on the meta device (no memory, no random init: the file
+    supplies every value) and the tensors are adopted in float32.
+    ``file_name`` maps a module key to the file's name for it and ``to_model``
+    renames the file's keys to the module's (both identity by default).
+    """
+    with torch.device("meta"):
+        model = build()
+    expected = {(file_name or str)(k): v.shape for k, v in model.state_dict().items()}
+    problem = _mismatch(expected, state)
     if problem:
         raise AutonatError(f"{path} does not fit {what}: {problem}; {_looks_like(state)}")
-    model.load_state_dict(state, strict=True)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(to_model(state) if to_model else state, strict=True, assign=True)
+    return model.eval()
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -232,9 +255,8 @@ def maskgit_vqgan_from_state(state: dict[str, torch.Tensor], path: Path | str = 
 
     if identify(state) == "maskgit-vqgan-muse":
         state = _rename_muse(state)
-    model = MaskGITVQGAN(maskgit_config_from_state(state, path))
-    _fit(model, state, Path(path), "the MaskGIT VQGAN architecture")
-    return model
+    config = maskgit_config_from_state(state, path)
+    return _materialise(lambda: MaskGITVQGAN(config), state, path, "the MaskGIT VQGAN architecture")
 
 
 def maskgit_config_from_state(state: dict[str, torch.Tensor], path: Path | str = "state dict"):
@@ -259,9 +281,8 @@ def taming_vqgan_from_state(state: dict[str, torch.Tensor], config, path: Path |
     from .vqgan import VQGAN
 
     kept = {k: v for k, v in state.items() if not k.startswith(TAMING_TRAINING_PREFIXES)}
-    model = VQGAN(config)
-    _fit(model, kept, Path(path), f"the taming VQGAN of its config ({_config_summary(config)})")
-    return model
+    return _materialise(lambda: VQGAN(config), kept, path,
+                        f"the taming VQGAN of its config ({_config_summary(config)})")
 
 
 def _config_summary(config) -> str:
@@ -383,14 +404,9 @@ def uvit_from_official(state: dict[str, torch.Tensor], num_heads: int = 8,
                        path: Path | str = "state dict") -> UViT:
     """Our U-ViT holding an official AutoNAT state dict, every key used and none missing."""
     config = uvit_config_from_official(state, num_heads, path)
-    model = UViT(config)
-    expected = {ours_to_official(k): v.shape for k, v in model.state_dict().items()}
-    problem = _mismatch(expected, state)
-    if problem:
-        raise AutonatError(f"{path} does not fit the AutoNAT U-ViT read off its shapes ({config.width} wide, "
-                           f"{config.depth + 1} blocks): {problem}")
-    model.load_state_dict(uvit_state_to_ours(state), strict=True)
-    return model.eval()
+    return _materialise(lambda: UViT(config), state, path,
+                        f"the AutoNAT U-ViT read off its shapes ({config.width} wide, {config.depth + 1} blocks)",
+                        file_name=ours_to_official, to_model=uvit_state_to_ours)
 
 
 def load_official_uvit(path: str | Path, num_heads: int = 8) -> UViT:
