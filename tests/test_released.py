@@ -24,14 +24,14 @@ import yaml
 from autonat.cli import main
 from autonat.errors import AutonatError
 from autonat.generate import Pipeline
-from autonat.maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANConfig
+from autonat.maskgit_vqgan import MaskGITVQGAN
 from autonat.model import UViT, named_config
 from autonat.released import (load_foreign_tokenizer, load_official_uvit, official_to_ours, ours_to_official,
                               read_state_dict, uvit_from_official)
 from autonat.sampler import SamplerOptions, make_generators, sample_tokens
 from autonat.strategy import Strategy, load_strategy
 from autonat.tokenizer import load_tokenizer
-from autonat.vqgan import VQGAN, VQGANConfig
+from autonat.vqgan import VQGAN
 
 # The released AutoNAT-L T=8 strategy (configs/AutoNAT_L-T8_strategy.yaml), as published.
 OFFICIAL_T8 = """\
@@ -429,7 +429,7 @@ class _Evil:
         return os.system, (f"touch {self.marker}",)
 
 
-def save_lightning_checkpoint(path, state, monkeypatch, **extra):
+def save_lightning_checkpoint(path, state, monkeypatch, legacy=False, **extra):
     """A PL-1.0-style last.ckpt: trainer objects pickled by class, which weights_only refuses by default."""
     fake = types.ModuleType("fake_lightning_callbacks")
 
@@ -444,7 +444,7 @@ def save_lightning_checkpoint(path, state, monkeypatch, **extra):
                     "callbacks": {ModelCheckpoint: {"best_model_score": torch.tensor(0.5), "monitor": "val/rec_loss"}},
                     "optimizer_states": [{"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-4}]}],
                     "lr_schedulers": [], "hparams": argparse.Namespace(base_lr=4.5e-6), "state_dict": state, **extra},
-                   path)
+                   path, _use_new_zipfile_serialization=not legacy)
 
 
 def taming_reference(sd, images, ids):
@@ -461,9 +461,10 @@ def taming_reference(sd, images, ids):
     return codes, ((x + 1) / 2).clamp(0, 1)
 
 
-def test_taming_lightning_checkpoint_loads_safely_with_its_yaml(tmp_path, monkeypatch):
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-format"])
+def test_taming_lightning_checkpoint_loads_safely_with_its_yaml(tmp_path, monkeypatch, legacy):
     sd = taming_state()
-    save_lightning_checkpoint(tmp_path / "last.ckpt", sd, monkeypatch)
+    save_lightning_checkpoint(tmp_path / "last.ckpt", sd, monkeypatch, legacy=legacy)
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(taming_model_yaml()))
     model = load_tokenizer(tmp_path / "last.ckpt", tmp_path / "model.yaml")
     assert isinstance(model, VQGAN) and model.codebook_size == 16 and model.grid == (4, 4)
