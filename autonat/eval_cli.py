@@ -1,7 +1,8 @@
 """``autonat eval``, ``autonat fid-stats`` and ``autonat train-digit-classifier``: parsing and wiring.
 
 Both evaluation commands run in one process, or in several under
-``accelerate launch [--cpu] --num_processes K tools/eval.py ...``: each process
+``accelerate launch --multi_gpu --num_processes K tools/eval.py ...`` (on a
+machine without CUDA the processes form a CPU/gloo group): each process
 generates and embeds its share, and the main process computes the metrics and
 appends the record.
 """
@@ -69,13 +70,33 @@ def add_eval_commands(sub) -> None:
 
 
 # --------------------------------------------------------------------------- wiring
-def _setup(args, source: str):
-    """accelerate's process state, the device and the feature extractor."""
+def process_state(device: str | None):
+    """accelerate's process state; processes without CUDA join a gloo (CPU) group.
+
+    ``accelerate launch --cpu --num_processes K`` starts a single process unless
+    it is given an MPI host file; ``accelerate launch --multi_gpu --num_processes K``
+    (or ``torchrun --nproc_per_node K``) starts K, and on a machine without CUDA
+    they work on the CPU.
+    """
+    import os
+    import sys
+
+    import torch
     from accelerate import PartialState
 
+    state = PartialState(cpu=not torch.cuda.is_available() or str(device or "").startswith("cpu"))
+    if state.num_processes == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" \
+            and "MASTER_PORT" in os.environ:
+        print("autonat: note: `accelerate launch --cpu` started one process; use --multi_gpu --num_processes K "
+              "(it falls back to the CPU) or torchrun to share the work", file=sys.stderr)
+    return state
+
+
+def _setup(args, source: str):
+    """accelerate's process state, the device and the feature extractor."""
     from .features import DIGITS, default_extractor_name, load_feature_extractor, resolve_name
 
-    state = PartialState()
+    state = process_state(args.device)
     device = args.device or state.device
     name = default_extractor_name(source) if args.feature_extractor == "auto" else resolve_name(args.feature_extractor)
     weights = args.digit_weights if name == DIGITS else args.inception_weights

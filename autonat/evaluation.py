@@ -217,7 +217,7 @@ def embed(images: ImageSet, extractor: FeatureExtractor, batch_size: int = 100, 
     """
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     mine = shard(len(images), batch_size, rank, world)
-    label = desc if world == 1 else f"{desc} (process 0 of {world})"
+    label = desc if world == 1 else f"{desc} (share of process 0 of {world})"
     bar = tqdm(total=sum(map(len, mine)), desc=label, unit="img", dynamic_ncols=True,
                disable=not progress or rank != 0)
     parts = []
