@@ -87,9 +87,9 @@ def _load_native(path: Path) -> torch.nn.Module:
 
         model = VQGAN(VQGANConfig.from_dict(meta["config"]))
     elif kind == "maskgit-vqgan":
-        from .maskgit_vqgan import MaskGITVQGAN
+        from .maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANConfig
 
-        model = MaskGITVQGAN()
+        model = MaskGITVQGAN(MaskGITVQGANConfig.from_dict(meta["config"]) if meta.get("config") else None)
     else:
         raise AutonatError(f"{meta_file}: unknown tokenizer kind {kind!r}")
     from .weights import load_state_dict_file, load_strict
