@@ -193,10 +193,11 @@ def open_images(source: str | Path) -> ArrayImages | FolderImages:
         return folder_images(path)
     if not path.exists():
         raise AutonatError(f"no such image folder or .npz file: {path}")
-    z = open_npz(path)
-    if npz_kind(z, path) != "images":
-        raise AutonatError(f"{path} holds precomputed statistics (mu/sigma), not images; it can only be a reference")
-    return images_from_array(z["arr_0"], str(path))
+    with open_npz(path) as z:
+        if npz_kind(z, path) != "images":
+            raise AutonatError(f"{path} holds precomputed statistics (mu/sigma), not images; it can only be a "
+                               "reference")
+        return images_from_array(z["arr_0"], str(path))
 
 
 # --------------------------------------------------------------------------- embedding in shares
@@ -293,9 +294,9 @@ def load_reference(source: str | Path, extractor: FeatureExtractor, batch_size: 
     """Reference statistics from a statistics ``.npz``, an images ``.npz``, a folder, or ``demo:<split>``."""
     path = Path(str(source))
     if not is_demo(source) and path.is_file():
-        z = open_npz(path)
-        if npz_kind(z, path) == "statistics":
-            return statistics_from_npz(z, path, extractor)
+        with open_npz(path) as z:
+            if npz_kind(z, path) == "statistics":
+                return statistics_from_npz(z, path, extractor)
     images = open_images(source)
     feats = embed(images, extractor, batch_size, state, progress, desc="reference")
     return reference_from_features(feats, extractor, str(source))
