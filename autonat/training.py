@@ -19,6 +19,7 @@ import json
 import math
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .atomic import explain_disk_full
 from .checkpoint import save_generator
 from .config import build, to_plain
 from .data import TokenCache, read_token_cache
@@ -129,7 +131,13 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 class StopRequest:
-    """Turns SIGTERM / SIGINT into a flag checked at step boundaries."""
+    """Turns SIGTERM / SIGINT into a flag checked at step boundaries.
+
+    The first signal asks for a checkpoint at the next step boundary; a second
+    one aborts at once (KeyboardInterrupt) without saving, for a user who
+    cannot wait. What is on disk stays consistent either way: every write is
+    atomic.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -144,7 +152,15 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
         self.signal = signum
+        print(f"autonat: {signal.Signals(signum).name} received; stopping at the next step boundary "
+              "(send it again to abort without saving)", file=sys.stderr, flush=True)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal else "no signal"
 
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
@@ -161,17 +177,36 @@ class RunDir:
         self.state = self.root / "state"
         self.log = self.root / "log.csv"
 
+    @staticmethod
+    def _steps(folder: Path, marker: str) -> list[tuple[int, Path]]:
+        """``(N, folder/step_N)`` for the complete entries (holding ``marker``), by step."""
+        found = []
+        for p in folder.glob("step_*") if folder.is_dir() else []:
+            number = p.name.split("_", 1)[1]
+            if number.isdigit() and (p / marker).exists():
+                found.append((int(number), p))
+        return sorted(found)
+
     def latest_state(self) -> tuple[int, Path] | None:
-        if not self.state.is_dir():
-            return None
-        done = [(int(p.name.split("_")[1]), p) for p in self.state.glob("step_*")
-                if (p / "trainer.json").exists()]
-        return max(done) if done else None
+        """The newest complete resumable state; partial ones (no ``trainer.json``) are ignored."""
+        done = self._steps(self.state, "trainer.json")
+        return done[-1] if done else None
+
+    def clean_partial(self) -> list[Path]:
+        """Delete what a save killed half-way left: ``.step_N.tmp`` siblings and incomplete ``step_N``."""
+        from .atomic import recover_dir
+
+        for p in self.checkpoints.glob("step_*") if self.checkpoints.is_dir() else []:
+            recover_dir(p)
+        leftovers = [*self.state.glob(".step_*"), *self.checkpoints.glob(".step_*")]
+        leftovers += [p for p in self.state.glob("step_*") if not (p / "trainer.json").exists()]
+        for p in leftovers:
+            shutil.rmtree(p, ignore_errors=True)
+        return leftovers
 
     def prune(self, keep: int) -> None:
-        for folder in (self.checkpoints, self.state):
-            steps = sorted(folder.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-            for old in steps[:-keep] if keep > 0 else []:
+        for folder, marker in ((self.checkpoints, "config.json"), (self.state, "trainer.json")):
+            for _, old in self._steps(folder, marker)[:-keep] if keep > 0 else []:
                 shutil.rmtree(old, ignore_errors=True)
 
 
@@ -200,11 +235,14 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
 
+    if accelerator.is_main_process:
+        run.clean_partial()
+    accelerator.wait_for_everyone()
     start = 0
     latest = run.latest_state() if cfg.resume else None
     if latest is not None:
         start, path = latest
-        accelerator.load_state(str(path))
+        _load_state(accelerator, path)
         accelerator.print(f"resumed from {path} at step {start}")
     if accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
@@ -249,19 +287,37 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
                     _append_log(run.log, row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc1']:.3f}", lr=f"{lr:.2e}",
                                 masked=f"{row['masked_frac']:.2f}")
-            stopping = stop.signal is not None
+            stopping = _any_process(accelerator, stop.signal is not None)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
                 _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints)
             if stopping:
-                accelerator.print(f"stopped by signal {stop.signal} at step {done}; state saved in "
+                accelerator.print(f"stopped by {stop.name} at step {done}: state saved in "
                                   f"{run.state / f'step_{done}'}; run the same command again to resume")
-                raise SystemExit(128 + stop.signal)
+                raise SystemExit(128 + (stop.signal or signal.SIGTERM))
     bar.close()
     final = run.checkpoints / f"step_{cfg.steps}"
     if accelerator.is_main_process:
         _write_health_plot(run)
     accelerator.wait_for_everyone()
     return final if accelerator.is_main_process else None
+
+
+def _any_process(accelerator, flag: bool) -> bool:
+    """True on every process if ``flag`` is true on any (a signal may reach only some ranks)."""
+    if accelerator.num_processes == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(t, reduction="sum").item() > 0)
+
+
+def _load_state(accelerator, path: Path) -> None:
+    """``accelerator.load_state`` with a one-line error for a damaged or foreign state directory."""
+    try:
+        accelerator.load_state(str(path))
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise AutonatError(f"cannot resume from {path}: {type(exc).__name__}: {reason}; move that directory "
+                           "away to resume from an earlier state, or set train.resume=false") from exc
 
 
 def _check_cache(cache: TokenCache, config: UViTConfig) -> None:
@@ -286,22 +342,33 @@ def _log_row(accelerator, step, loss, logits, targets, mask, lr, grad_norm, t0, 
 
 def _append_log(path: Path, row: dict) -> None:
     new = not path.exists()
-    with open(path, "a", newline="") as f:
+    with explain_disk_full(path, kept="earlier log rows and checkpoints are intact"), \
+            open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(row))
         if new:
             writer.writeheader()
         writer.writerow(row)
 
 
+def _complete_row(row: dict, step: int) -> bool:
+    """A log row written in full (a kill mid-append leaves a short last line) and not after ``step``."""
+    if any(v is None or v == "" for v in row.values()) or None in row:
+        return False
+    try:
+        return int(row["step"]) <= step
+    except ValueError:
+        return False
+
+
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows after ``step`` so a resumed run's log has no duplicates."""
+    """Drop log rows after ``step`` (and a half-written last row) so a resumed run's log has no duplicates."""
     if not path.exists():
         return
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    kept = [r for r in rows if int(r["step"]) <= step]
+    kept = [r for r in rows if _complete_row(r, step)]
     from .atomic import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -311,20 +378,33 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_ref: dict, keep: int) -> None:
-    """Inference checkpoint (EMA) and resumable state, each written atomically."""
+    """Inference checkpoint (EMA), then resumable state, each written atomically.
+
+    The state is written to ``state/.step_N.tmp`` and renamed to ``state/step_N``
+    only once complete (``trainer.json`` last), and only after
+    ``checkpoints/step_N`` exists, so a resumable state always has its
+    checkpoint and a kill at any point leaves the previous state loadable.
+    """
     tmp = run.state / f".step_{step}.tmp"
+    kept = "the earlier checkpoints and states are intact"
     if accelerator.is_main_process:
+        save_generator(run.checkpoints / f"step_{step}", ema, recipe.model, tokenizer_ref,
+                       meta={"training": {"step": step, "masking": recipe.masking, "cache": recipe.cache}})
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    try:
+        with explain_disk_full(tmp, kept=kept):
+            accelerator.save_state(str(tmp))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees the space a full disk needs back
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+        with explain_disk_full(tmp, kept=kept):
+            (tmp / "trainer.json").write_text(json.dumps({"step": step}))
         final = run.state / f"step_{step}"
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        save_generator(run.checkpoints / f"step_{step}", ema, recipe.model, tokenizer_ref,
-                       meta={"training": {"step": step, "masking": recipe.masking, "cache": recipe.cache}})
         run.prune(keep)
     accelerator.wait_for_everyone()
 
