@@ -180,7 +180,11 @@ class StrategySearch:
 
     def load_or_start(self) -> SearchState:
         if self.state_file.exists():
-            state = SearchState(**json.loads(self.state_file.read_text()))
+            try:
+                state = SearchState(**json.loads(self.state_file.read_text()))
+            except (ValueError, TypeError) as exc:
+                raise AutonatError(f"{self.state_file} is corrupt ({str(exc).splitlines()[0]}); move it away "
+                                   "to start the search again, or use another --out") from exc
             if len(state.x) != self.layout.dim:
                 raise AutonatError(f"{self.state_file} holds a search over {len(state.x)} parameters, not "
                                    f"{self.layout.dim} ({self.init.steps} steps); use another --out")

@@ -64,9 +64,25 @@ def generation_search(checkpoint, init, args, out: Path):
     objective = FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, args.weights,
                              args.device, args.batch_size)
     search = StrategySearch(objective, init, _search_config(args), out, args.n_eval)
-    state = search.run()
+    state = run_stoppable(search)
     plot_search(search.history(), search.final_strategy(), out / "search.png")
     return search, state
+
+
+def run_stoppable(search):
+    """``search.run()``, ending at the next step boundary on SIGTERM / SIGINT with a message and exit 128 + signal.
+
+    Every step's state is already saved (``state.json``), so the same command resumes.
+    """
+    from .training import StopRequest
+
+    with StopRequest() as stop:
+        state = search.run(stop=lambda: stop.signal is not None)
+    if stop.signal is not None and state.step < search.config.steps:
+        print(f"stopped by {stop.name} after search step {state.step}: state saved in {search.state_file}; "
+              "run the same command again to resume", flush=True)
+        raise SystemExit(128 + stop.signal)
+    return state
 
 
 # --------------------------------------------------------------------------- commands
