@@ -3,10 +3,16 @@
 Sample ``i`` of a request is seeded from ``(seed, i)``, so a set of images
 is the same whatever the batch size, and any subset (one process's share)
 can be produced on its own.
+
+Speed options (measured in ``docs/benchmarks.md``): ``precision="auto"`` runs
+the generator under bf16 autocast on CUDA and in full precision on CPU (so
+CPU results stay bit-for-bit those of the plain sampler); ``compile=True``
+runs the generator through ``torch.compile`` (opt-in: the first batch pays
+the compilation, and compiled kernels may round differently).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -28,10 +34,17 @@ class Pipeline:
     generator: Generator
     tokenizer: torch.nn.Module
     device: torch.device
+    precision: str = "auto"  # see :func:`autocast_dtype`
+    compile: bool = False
+    _network: torch.nn.Module | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        autocast_dtype(self.precision, self.device)  # reject a bad name before any work
 
     @classmethod
     def load(cls, checkpoint: str | Path, tokenizer: str | Path | None = None,
-             tokenizer_config: str | Path | None = None, device: str | torch.device = "cpu") -> "Pipeline":
+             tokenizer_config: str | Path | None = None, device: str | torch.device = "cpu",
+             precision: str = "auto", compile: bool = False) -> "Pipeline":
         device = torch.device(device)
         gen = load_generator(checkpoint, device)
         tok = load_tokenizer(gen.tokenizer_path(tokenizer), tokenizer_config, device=device)
@@ -40,7 +53,22 @@ class Pipeline:
                                f"for {gen.config.codebook_size}; pass the tokenizer it was trained with")
         if tuple(tok.grid) != tuple(gen.config.grid):
             raise AutonatError(f"tokenizer grid {tuple(tok.grid)} differs from the generator's {gen.config.grid}")
-        return cls(gen, tok, device)
+        return cls(gen, tok, device, precision, compile)
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The generator network the sampler calls; compiled on first use when ``compile`` is set."""
+        if self._network is None:
+            model = self.generator.model
+            self._network = torch.compile(model, dynamic=False) if self.compile else model
+        return self._network
+
+    def sampler_options(self, options: SamplerOptions | None = None) -> SamplerOptions:
+        """``options`` with the pipeline's autocast dtype filled in where they give none."""
+        options = options or SamplerOptions()
+        if options.autocast_dtype is None:
+            options = replace(options, autocast_dtype=autocast_dtype(self.precision, self.device))
+        return options
 
     @property
     def num_classes(self) -> int:
@@ -57,8 +85,9 @@ class Pipeline:
         """Token grids ``[B, h, w]`` for ``labels`` with one seed per sample."""
         cfg = self.generator.config
         y = torch.as_tensor(list(labels), dtype=torch.long, device=self.device)
-        ids = sample_tokens(self.generator.model, strategy, y, make_generators(seeds, self.device),
-                            mask_id=cfg.mask_id, null_class=cfg.null_class, seq_len=cfg.seq_len, options=options)
+        ids = sample_tokens(self.network, strategy, y, make_generators(seeds, self.device),
+                            mask_id=cfg.mask_id, null_class=cfg.null_class, seq_len=cfg.seq_len,
+                            options=self.sampler_options(options))
         return ids.view(-1, *cfg.grid)
 
     @torch.inference_mode()
@@ -81,6 +110,24 @@ class Pipeline:
             yield self.images(strategy, y.tolist(), sample_seeds(seed, chunk), options), y
             bar.update(len(chunk))
         bar.close()
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The generator's autocast dtype: ``auto`` is bf16 on CUDA (where supported), none elsewhere.
+
+    Full precision stays the CPU default because it keeps CPU samples exactly
+    those of the plain sampler; ``bf16`` on a CPU with bf16 instructions
+    (AVX512-BF16, AMX) is faster but changes the numbers slightly.
+    """
+    if precision not in PRECISIONS:
+        raise AutonatError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return None
 
 
 def balanced_labels(n: int, num_classes: int) -> list[int]:
