@@ -41,6 +41,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="cosine", help="named schedule when no --strategy: cosine, autonat-init")
     p.add_argument("--steps", type=int, default=8, help="steps for a named schedule (default 8)")
     p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
+    p.add_argument("--order", default="confidence", help="decoding order: confidence (default), random, halton")
     p.add_argument("--metrics", help="comma-separated subset of fid,is,kid,pr (default: all the reference allows)")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"JSON-lines file to append to ({DEFAULT_RESULTS})")
     _add_feature_arguments(p)
@@ -114,12 +115,19 @@ def _images(args, device):
 
     if args.num_samples < 2:
         raise AutonatError("--num-samples must be at least 2")
+    from .order import ORDERS
+    from .sampler import SamplerOptions
+
+    if args.order not in ORDERS:
+        raise AutonatError(f"unknown --order {args.order!r}; choose one of {', '.join(ORDERS)}")
     pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, device)
     strategy = resolve_strategy(args)
+    options = SamplerOptions(order=args.order, grid=tuple(pipe.generator.config.grid))
     label = args.strategy or f"{args.schedule}({args.steps})"
     info = {"checkpoint": args.checkpoint, "seed": args.seed,
-            "strategy": {"source": label, "cfg_override": args.cfg, **strategy.to_dict()}}
-    return GeneratedImages(pipe, strategy, balanced_labels(args.num_samples, pipe.num_classes), args.seed), info
+            "strategy": {"source": label, "cfg_override": args.cfg, "order": args.order, **strategy.to_dict()}}
+    labels = balanced_labels(args.num_samples, pipe.num_classes)
+    return GeneratedImages(pipe, strategy, labels, args.seed, options), info
 
 
 def run_eval(args) -> dict | None:

@@ -262,7 +262,7 @@ def test_one_process_equals_two_processes(tmp_path, tiny_checkpoint):
     assert run.returncode == 0, run.stderr[-2000:]
     a, b = (json.loads(p.read_text().strip()) for p in (one, two))
     assert a["num_processes"] == 1 and b["num_processes"] == 2 and a["n"] == b["n"] == 24
-    assert a["seed"] == 7 and a["strategy"]["steps"] == 3 and a["feature_extractor"]["name"] == DIGITS
+    assert a["seed"] == 7 and a["strategy"]["steps"] == 3 and a["strategy"]["order"] == "confidence" and a["feature_extractor"]["name"] == DIGITS
     assert b["metrics"].keys() == a["metrics"].keys() >= {"fid", "is_mean", "kid_mean", "precision"}
     for key, value in a["metrics"].items():
         assert b["metrics"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
