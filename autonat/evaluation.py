@@ -381,7 +381,8 @@ class Evaluator:
 
 def make_record(metrics: dict, n: int, extractor: FeatureExtractor, reference: Reference, **extra) -> dict:
     """One results record: metrics, N, the feature extractor, the reference, and what made the images."""
-    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "metrics": metrics, "n": n, **extra, "feature_extractor": extractor.describe(), "reference": reference.describe()}
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "metrics": metrics, "n": n, **extra,
+            "feature_extractor": extractor.describe(), "reference": reference.describe()}
 
 
 def append_record(path: str | Path, record: dict) -> None:
