@@ -31,7 +31,7 @@ ALIASES = {"inception": INCEPTION, "digits": DIGITS}
 METRICS = ("fid", "isc", "kid", "prc")
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
-INCEPTION_FILE_FIDELITY = "weights-inception-2015-12-05-6726825d.pth"  # the same weights, torch-fidelity's name
+INCEPTION_FILE_FIDELITY = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's copy, same layout
 INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_FILE}"
 INCEPTION_URL_FIDELITY = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                           f"{INCEPTION_FILE_FIDELITY}")
@@ -107,8 +107,8 @@ def find_inception_weights(path: str | Path | None) -> Path:
         if candidate.is_file():
             return candidate
     raise AutonatError(f"FID/IS with Inception need its weights, and nothing is downloaded at run time: get "
-                       f"{INCEPTION_FILE} from {INCEPTION_URL} (identical to torch-fidelity's "
-                       f"{INCEPTION_FILE_FIDELITY}) and pass --inception-weights PATH")
+                       f"{INCEPTION_FILE} from {INCEPTION_URL} (torch-fidelity's {INCEPTION_FILE_FIDELITY}, "
+                       f"from {INCEPTION_URL_FIDELITY}, works too) and pass --inception-weights PATH")
 
 
 def check_inception_weights(path: Path) -> None:
