@@ -32,3 +32,32 @@ def tiny_recipe(cache: Path, out_dir: Path, steps: int = 20, **train) -> dict:
         "train": {"out_dir": str(out_dir), "steps": steps, "batch_size": 16, "checkpoint_every": 10,
                   "log_every": 2, "ema_decay": 0.9, **train},
     }
+
+
+def write_tiny_tokenizer(path: Path) -> Path:
+    """A random-weight 16-code tokenizer for 8x8 images (4x4 tokens)."""
+    import torch
+
+    from autonat.tokenizer_training import save_tokenizer
+    from autonat.vqgan import VQGAN, VQGANConfig
+
+    torch.manual_seed(0)
+    vq = VQGANConfig(n_embed=16, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
+                     resolution=8, z_channels=8)
+    save_tokenizer(VQGAN(vq), path)
+    return path
+
+
+def write_tiny_generator(root: Path) -> Path:
+    """A random-weight 3-class generator with its tokenizer under ``root``; returns the checkpoint."""
+    import torch
+
+    from autonat.checkpoint import save_generator
+    from autonat.model import UViT, UViTConfig
+    from autonat.tokenizer import fingerprint
+
+    tok = write_tiny_tokenizer(root / "tokenizer")
+    torch.manual_seed(0)
+    config = UViTConfig(codebook_size=16, grid=(4, 4), num_classes=3, width=32, depth=2, num_heads=2, dropout=0.0)
+    save_generator(root / "generator", UViT(config), config, {"path": str(tok), "fingerprint": fingerprint(tok)})
+    return root / "generator"
