@@ -130,10 +130,13 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
             if ranks is not None:
                 confidence = -ranks.float()  # an order policy: positions late in the order wait
             else:
-                logp = torch.log_softmax(logits, dim=-1).gather(-1, drawn[..., None])[..., 0]
-                confidence = torch.where(masked, logp, torch.full_like(logp, float("inf")))
+                confidence = torch.log_softmax(logits, dim=-1).gather(-1, drawn[..., None])[..., 0]
                 if t < len(strategy.remask_temp) and strategy.remask_temp[t] > 0:
                     confidence = confidence + strategy.remask_temp[t] * _gumbel((seq_len,), generators, device)
+                # fixed tokens score +inf and are never masked again, even when an extreme (valid) CFG scale
+                # or temperature overflows float32 and turns a masked token's score into inf or NaN
+                top = torch.finfo(confidence.dtype).max
+                confidence = torch.where(masked, confidence.nan_to_num(nan=-float("inf"), posinf=top), float("inf"))
             remask = confidence.topk(counts[t], dim=-1, largest=False).indices
             tokens = tokens.scatter(1, remask, mask_id)
         yield SamplerState(step=t, tokens=tokens, masked=tokens == mask_id)
