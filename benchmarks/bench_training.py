@@ -1,0 +1,184 @@
+"""Training-step speed (tokens/s) and peak memory: ours against the reference-style baseline.
+
+"Ours" is the body of the loop in :func:`autonat.training.train` (masking from
+:mod:`autonat.masking`, forward, masked cross-entropy, the finiteness check,
+backward, gradient clipping, AdamW, the foreach EMA update) without
+accelerate's wrapping, logging and checkpoints; the baseline is
+:func:`benchmarks.baseline.baseline_train_step`. Both train the same seeded
+network on the same random token batches, each in its own fresh process,
+alternately for ``--rounds`` rounds.
+
+    python -m benchmarks.bench_training                          # S and L, batches 1 2 4
+    python -m benchmarks.bench_training --sizes tiny --steps 2   # check the script
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from dataclasses import dataclass, field
+
+import torch
+
+from autonat.errors import AutonatError
+from autonat.masking import MaskingConfig, mask_batch, masked_cross_entropy
+from autonat.model import UViT
+from autonat.training import OptimConfig, ema_decay_at, learning_rate, step_generator, update_ema
+
+from .baseline import BaselineTrainer, baseline_train_step, baseline_trainer, reference_style
+from .measure import Machine, current_memory_mb, markdown_table, median, peak_memory_mb, progress, report, run_child, timed
+from .workloads import SIZES, build_model, sample_labels
+
+MODULE = "benchmarks.bench_training"
+
+VARIANTS = {
+    "ours": "autonat.training step, fp32 (mixed_precision: no, the default)",
+    "ours-bf16": "autonat.training step with bf16 autocast (mixed_precision: bf16)",
+    "baseline": "reference style, fp32",
+    "ours-manual-attn": "ours without scaled_dot_product_attention",
+    "ours-foreach-adamw": "ours with AdamW(foreach=True) (not the default on CPU)",
+    "baseline-bf16": "reference style with bf16 autocast",
+}
+
+
+@dataclass
+class OurTrainer:
+    """What :func:`autonat.training.train` holds during its loop."""
+
+    model: UViT
+    ema: UViT
+    optimizer: torch.optim.Optimizer
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    amp_dtype: torch.dtype | None = None
+    ema_decay: float = 0.9999
+
+
+def our_trainer(model: UViT, amp_dtype: torch.dtype | None = None, foreach: bool | None = None) -> OurTrainer:
+    optim = OptimConfig()
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay,
+                            foreach=foreach)
+    return OurTrainer(model, ema, opt, optim=optim, amp_dtype=amp_dtype)
+
+
+def our_train_step(tr: OurTrainer, tokens: torch.Tensor, labels: torch.Tensor, step: int) -> None:
+    """One step as :func:`autonat.training.train` takes it (``tokens``, ``labels`` on the CPU)."""
+    c, device = tr.model.config, next(tr.model.parameters()).device
+    batch = mask_batch(tokens, labels, tr.masking, c.mask_id, c.null_class, generator=step_generator(0, step))
+    inputs, mask, targets = batch.inputs.to(device), batch.mask.to(device), tokens.to(device)
+    lr = learning_rate(step, tr.optim)
+    for group in tr.optimizer.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(int(step_generator(0, step, 1).initial_seed()))
+    with torch.autocast(device.type, dtype=tr.amp_dtype or torch.bfloat16, enabled=tr.amp_dtype is not None):
+        logits = tr.model(inputs, batch.labels.to(device))
+    loss = masked_cross_entropy(logits, targets, mask, tr.masking.label_smoothing)
+    if not torch.isfinite(loss):
+        raise AutonatError(f"loss became {loss.item()} at step {step}")
+    tr.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.optim.grad_clip)
+    tr.optimizer.step()
+    update_ema(tr.ema, tr.model, ema_decay_at(step, tr.ema_decay))
+
+
+def make_step(variant: str, model: UViT, device: torch.device):
+    """A ``step(tokens, labels, i)`` callable for ``variant``."""
+    if variant.startswith("baseline"):
+        reference_style(model)
+        tr: BaselineTrainer = baseline_trainer(model, copy.deepcopy(model))
+        dtype = torch.bfloat16 if variant == "baseline-bf16" else None
+        return lambda x, y, i: baseline_train_step(tr, x.to(device), y.to(device), autocast_dtype=dtype)
+    if variant == "ours-manual-attn":
+        reference_style(model)
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    ours = our_trainer(model, torch.bfloat16 if variant == "ours-bf16" else None,
+                       foreach=True if variant == "ours-foreach-adamw" else None)
+    return lambda x, y, i: our_train_step(ours, x, y, i)
+
+
+def child(cfg: dict) -> dict:
+    device = torch.device(cfg["device"])
+    start_mb = current_memory_mb(device)  # the interpreter, torch and autonat, before any model
+    model = build_model(cfg["size"], device).train()
+    c = model.config
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, c.codebook_size, (cfg["batch"], c.seq_len), generator=g)
+    labels = torch.tensor(sample_labels(cfg["batch"], c.num_classes))
+    step = make_step(cfg["variant"], model, device)
+    warmup_s = timed(lambda: step(tokens, labels, 0), device)
+    times = [timed(lambda: step(tokens, labels, i), device) for i in range(1, cfg["steps"] + 1)]
+    return {"step_s": times, "warmup_s": warmup_s, "tokens": cfg["batch"] * c.seq_len,
+            "peak_mb": peak_memory_mb(device), "start_mb": start_mb}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--sizes", nargs="+", default=["s", "l"], choices=list(SIZES))
+    p.add_argument("--batches", nargs="+", type=int, default=None,
+                   help="batch sizes (default: 1 2 4 on CPU, 32 128 on CUDA)")
+    p.add_argument("--variants", nargs="+", default=["ours", "ours-bf16", "baseline"], choices=list(VARIANTS))
+    p.add_argument("--steps", type=int, default=3, help="steps timed per process (after one warm-up step)")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    p.add_argument("--json", help="also write the raw child reports here")
+    args = p.parse_args(argv)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.batches = args.batches or ([32, 128] if args.device.startswith("cuda") else [1, 2, 4])
+    if "baseline" not in args.variants:
+        args.variants.append("baseline")
+    return args
+
+
+def rows(args, runs: dict) -> list[dict]:
+    out = []
+    for size in args.sizes:
+        for batch in args.batches:
+            def tok_s(v):
+                key = (size, batch, v)
+                return runs[key][0]["tokens"] / median([t for r in runs[key] for t in r["step_s"]])
+
+            def peak(v):
+                return max(r["peak_mb"] - r["start_mb"] for r in runs[(size, batch, v)])
+
+            base = tok_s("baseline")
+            for v in args.variants:
+                out.append({"model": SIZES[size][0], "batch": batch, "variant": v, "tok_s": tok_s(v),
+                            "step_s": runs[(size, batch, v)][0]["tokens"] / tok_s(v),
+                            "vs_base": f"{tok_s(v) / base:.2f}x", "mem": f"{peak(v):.0f}",
+                            "mem_ratio": f"{peak(v) / peak('baseline'):.3f}"})
+    return out
+
+
+COLUMNS = [("model", "model"), ("batch", "batch"), ("variant", "variant"), ("tok_s", "tokens/s"),
+           ("step_s", "s/step"), ("vs_base", "vs baseline"), ("mem", "peak MB above start"), ("mem_ratio", "peak / baseline")]
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        report(child(json.loads(args.child)))
+        return
+    runs: dict[tuple, list[dict]] = {}
+    keys = [(s, b, v) for s in args.sizes for b in args.batches for v in args.variants]
+    for _ in range(args.rounds):
+        for size, batch, variant in keys:
+            cfg = {"size": size, "batch": batch, "variant": variant, "steps": args.steps, "device": args.device}
+            progress(f"training {cfg}")
+            runs.setdefault((size, batch, variant), []).append(run_child(MODULE, cfg))
+    print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
+    print(f"Training step, {args.steps} steps per process x {args.rounds} round(s); times are medians.\n")
+    for v in args.variants:
+        print(f"- {v}: {VARIANTS[v]}")
+    print()
+    print(markdown_table(rows(args, runs), COLUMNS))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"key": list(k), "runs": v} for k, v in runs.items()], f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
