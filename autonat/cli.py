@@ -55,8 +55,22 @@ def cmd_tokenize(args) -> None:
         raise AutonatError("need a tokenizer (--tokenizer or tokenizer.out_dir) and an output (--out or cache)")
     n = tokenize_dataset(data.get("source", "demo"), tokenizer, out, image_size=data.get("image_size"),
                          hflip=bool(data.get("hflip", False)), tokenizer_config=args.tokenizer_config,
-                         device=args.device, batch_size=args.batch_size)
+                         device=args.device, batch_size=args.batch_size, strict_images=args.strict_images)
     print(f"token cache with {n} items written to {out}")
+    _report_image_problems(out)
+
+
+def _report_image_problems(cache: str) -> None:
+    """Say how many images were skipped as unreadable or upscaled (recorded in the cache's meta.json)."""
+    from .data import read_token_cache
+
+    meta = read_token_cache(cache).meta
+    if meta.get("skipped_images"):
+        files = meta.get("skipped_files", [])
+        print(f"skipped {meta['skipped_images']} unreadable image(s), e.g. {', '.join(files[:3])} "
+              "(--strict-images makes this an error)")
+    if meta.get("upscaled_images"):
+        print(f"upscaled {meta['upscaled_images']} image(s) smaller than the tokenizer's input size")
 
 
 def cmd_train(args) -> None:
@@ -109,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="cache directory (default: cache)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--strict-images", action="store_true",
+                   help="fail on a corrupt or truncated image instead of skipping and counting it")
     p.set_defaults(func=cmd_tokenize)
 
     p = sub.add_parser("train", help="train the generator in this process (see tools/train.py for accelerate)")

@@ -77,15 +77,18 @@ class DemoDigits(Dataset):
 
 
 # --------------------------------------------------------------------------- image folders
-def open_dataset(source: str, image_size: int | None = None, split: str = "train") -> Dataset:
-    """``"demo"`` for the built-in digits (``split`` applies), else an image folder."""
+def open_dataset(source: str, image_size: int | None = None, split: str = "train", strict: bool = False) -> Dataset:
+    """``"demo"`` for the built-in digits (``split`` applies), else an image folder.
+
+    ``strict``: an unreadable image in the folder is an error instead of being skipped and counted.
+    """
     if source in ("demo", DEMO_NAME):
         return DemoDigits(split)
     if image_size is None:
         raise AutonatError("an image folder needs --image-size")
     from .image_folder import ImageFolderDataset
 
-    return ImageFolderDataset(source, image_size)
+    return ImageFolderDataset(source, image_size, strict=strict)
 
 
 # --------------------------------------------------------------------------- token cache
@@ -129,9 +132,13 @@ def read_token_cache(path: str | Path) -> TokenCache:
     for name in ("tokens.npy", "labels.npy", "meta.json"):
         if not (path / name).exists():
             raise AutonatError(f"{path} is not a token cache: {name} is missing (write one with `autonat tokenize`)")
-    meta = json.loads((path / "meta.json").read_text())
-    tokens = np.load(path / "tokens.npy", mmap_mode="r")
-    labels = np.load(path / "labels.npy")
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        tokens = np.load(path / "tokens.npy", mmap_mode="r")  # allow_pickle stays False: no code runs
+        labels = np.load(path / "labels.npy")
+    except (OSError, ValueError) as exc:  # truncated, corrupt, or pickled objects
+        raise AutonatError(f"token cache {path} is corrupt ({str(exc).splitlines()[0]}); "
+                           "write it again with `autonat tokenize`") from exc
     grid = meta.get("grid", [])
     if tokens.ndim != 2 or len(tokens) != len(labels) or tokens.shape[1] != int(np.prod(grid)):
         raise AutonatError(

@@ -26,11 +26,15 @@ def tokenizer_identity(path: str | Path, tokenizer, config: str | Path | None = 
 @torch.inference_mode()
 def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, image_size: int | None = None,
                      hflip: bool = False, tokenizer_config: str | Path | None = None, device: str = "cpu",
-                     batch_size: int = 256, split: str = "train") -> int:
-    """Encode every image of ``source`` (and its mirror image if ``hflip``); returns the item count."""
+                     batch_size: int = 256, split: str = "train", strict_images: bool = False) -> int:
+    """Encode every image of ``source`` (and its mirror image if ``hflip``); returns the item count.
+
+    Unreadable images are skipped and counted in the cache's ``meta.json``
+    (``skipped_images``, ``skipped_files``), or an error with ``strict_images``.
+    """
     tokenizer = load_tokenizer(tokenizer_path, tokenizer_config, device=device)
     size = image_size or tokenizer.image_size
-    dataset = open_dataset(source, size, split=split)
+    dataset = open_dataset(source, size, split=split, strict=strict_images)
     if getattr(dataset, "image_size", size) != tokenizer.image_size:
         raise AutonatError(f"images are {dataset.image_size}px but the tokenizer expects {tokenizer.image_size}px")
     tokens, labels = [], []
@@ -49,6 +53,8 @@ def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, i
         "augmentation": "hflip" if hflip else "none",
         "source": str(source),
         "skipped_images": len(getattr(dataset, "skipped", [])),
+        "skipped_files": [str(f) for f in getattr(dataset, "skipped", [])[:100]],
+        "upscaled_images": int(getattr(dataset, "upscaled", 0)),
     }
     tokens_np, labels_np = np.concatenate(tokens), np.concatenate(labels)
     write_token_cache(out, tokens_np, labels_np, meta)

@@ -199,7 +199,8 @@ class RunDir:
         for p in self.checkpoints.glob("step_*") if self.checkpoints.is_dir() else []:
             recover_dir(p)
         leftovers = [*self.state.glob(".step_*"), *self.checkpoints.glob(".step_*")]
-        leftovers += [p for p in self.state.glob("step_*") if not (p / "trainer.json").exists()]
+        leftovers += [p for p in self.state.glob("step_*")
+                      if p.name[5:].isdigit() and not (p / "trainer.json").exists()]
         for p in leftovers:
             shutil.rmtree(p, ignore_errors=True)
         return leftovers
@@ -271,9 +272,8 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
             logits = model(inputs, labels)
             loss = masked_cross_entropy(logits, targets, mask, recipe.masking.label_smoothing)
             if not torch.isfinite(loss):
-                raise AutonatError(
-                    f"loss became {loss.item()} at step {step}; stopped. The last good checkpoint is kept "
-                    f"in {run.checkpoints} (lower optim.lr or use mixed_precision=no)")
+                raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {_last_good(run)}; "
+                                   "lower optim.lr, or use mixed_precision=no")
             opt.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
@@ -300,6 +300,15 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
         _write_health_plot(run)
     accelerator.wait_for_everyone()
     return final if accelerator.is_main_process else None
+
+
+def _last_good(run: RunDir) -> str:
+    """Where the newest complete checkpoint and resumable state are, in words."""
+    latest = run.latest_state()
+    if latest is None:
+        return "No checkpoint had been written yet"
+    step, state = latest
+    return f"The last good checkpoint is kept: {run.checkpoints / f'step_{step}'} (state {state})"
 
 
 def _any_process(accelerator, flag: bool) -> bool:

@@ -5,6 +5,7 @@ so no pickled code runs; our own weights are safetensors.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -25,8 +26,20 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except AutonatError:
         raise
+    except pickle.UnpicklingError as exc:  # names code or objects beyond plain tensors: never run
+        raise AutonatError(f"refusing to read {path}: it holds more than plain tensors "
+                           f"({unpickling_reason(exc)}); nothing in it was run") from exc
     except Exception as exc:  # corrupt, truncated or not a weights file at all
         raise AutonatError(f"cannot read weights from {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+
+
+def unpickling_reason(exc: Exception) -> str:
+    """The informative line of a weights-only unpickling error (the one naming the refused global)."""
+    lines = [line.strip().removeprefix("WeightsUnpickler error:").strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines
+             if line and not line.startswith(("Weights only load failed", "Please file", "Check the doc", "(1)", "(2)"))]
+    line = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(exc).__name__)
+    return line.split(". Please use")[0].rstrip(".")
 
 
 def save_safetensors(state: dict[str, torch.Tensor], path: str | Path) -> None:
