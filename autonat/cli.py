@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="sample a class-conditional grid from the shipped demo model")
     p.add_argument("--out", default="outputs/demo_grid.png")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-samples", type=int, default=500, help="samples per FID/IS score (0: skip scoring)")
     p.set_defaults(func=cmd_demo)
 
     from .convert import add_convert_arguments

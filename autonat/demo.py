@@ -1,4 +1,11 @@
-"""``autonat demo`` / ``make demo``: a class-conditional digit grid from the shipped demo model."""
+"""``autonat demo`` / ``make demo``: digits from the shipped demo model, and their FID and IS.
+
+The demo model (tokenizer and generator) was trained on this project's
+MNIST demo split with ``configs/demo_mnist.yaml``; the README gives the
+commands. The demo writes a class-conditional grid (row k shows class k) with
+the default strategy, then scores the MaskGIT cosine heuristic and the
+default strategy at the same step count against the held-out digits.
+"""
 from __future__ import annotations
 
 import time
@@ -9,10 +16,20 @@ from .errors import AutonatError
 ASSETS = Path(__file__).parent / "assets" / "demo"
 DEMO_CHECKPOINT = ASSETS / "generator"
 DEMO_TOKENIZER = ASSETS / "tokenizer"
+DEMO_STRATEGY = ASSETS / "strategy_T8.yaml"  # found by `autonat search generation` on the demo model
 DEMO_STEPS = 8
 
 
+def default_strategy():
+    """The demo's default strategy: the searched one when shipped, else AutoNAT's initialisation."""
+    from .strategy import autonat_init, load_strategy
+
+    return load_strategy(DEMO_STRATEGY) if DEMO_STRATEGY.exists() else autonat_init(DEMO_STEPS)
+
+
 def run_demo(args) -> Path:
+    import torch
+
     from .generate import Pipeline
     from .outputs import save_grid
     from .strategy import maskgit_cosine
@@ -20,17 +37,29 @@ def run_demo(args) -> Path:
     if not (DEMO_CHECKPOINT / "config.json").exists():
         raise AutonatError(f"the demo weights are missing from {ASSETS}; reinstall autonat from a full checkout")
     pipe = Pipeline.load(DEMO_CHECKPOINT, DEMO_TOKENIZER)
-    strategy = maskgit_cosine(DEMO_STEPS)
+    strategy = default_strategy()
     per_class = 10
     labels = [c for c in range(pipe.num_classes) for _ in range(per_class)]
     t0 = time.time()
-    images = [x for x, _ in pipe.batches(strategy, labels, args.seed, batch_size=100)]
+    images = [x for x, _ in pipe.batches(strategy, labels, args.seed, batch_size=100, progress=False)]
     seconds = time.time() - t0
-    import torch
-
     out = Path(args.out)
     save_grid(torch.cat(images), out, nrow=per_class)
-    print(f"{len(labels)} digits ({pipe.num_classes} classes x {per_class}, {strategy.steps} steps, "
-          f"MaskGIT cosine schedule) in {seconds:.1f} s ({len(labels) / seconds:.1f} images/s)")
+    name = "searched" if DEMO_STRATEGY.exists() else "AutoNAT initial"
+    print(f"{len(labels)} digits ({pipe.num_classes} classes x {per_class}, {strategy.steps} steps, {name} strategy) "
+          f"in {seconds:.1f} s ({len(labels) / seconds:.1f} images/s)")
     print(f"grid written to {out.resolve()}  (row k shows class k)")
+    if args.eval_samples > 0:
+        _print_scores(pipe, {"MaskGIT cosine": maskgit_cosine(DEMO_STEPS), f"default ({name})": strategy},
+                      args.eval_samples, args.seed)
     return out
+
+
+def _print_scores(pipe, strategies: dict, n: int, seed: int) -> None:
+    from .evaluation import evaluate_demo
+
+    print(f"FID / IS against the 500 held-out digits (digit-classifier features, N={n}, seed {seed}, "
+          f"{DEMO_STEPS} steps):")
+    for name, strategy in strategies.items():
+        r = evaluate_demo(pipe, strategy, n=n, seed=seed, progress=False)
+        print(f"  {name:28s} FID {r['fid']:6.3f}   IS {r['is_mean']:.3f} ± {r['is_std']:.3f}")
