@@ -318,6 +318,18 @@ def test_a_signal_during_training_saves_at_the_next_step_and_exits(reference, tm
     assert load_generator(run / "checkpoints" / f"step_{step}").config.codebook_size == 16
 
 
+def test_a_second_signal_aborts_without_waiting(capsys):
+    from autonat.training import StopRequest
+
+    with StopRequest() as stop:
+        stop._handle(signal.SIGTERM, None)
+        assert stop.signal == signal.SIGTERM and stop.name == "SIGTERM"
+        assert "stopping at the next step boundary" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            stop._handle(signal.SIGINT, None)
+    assert signal.getsignal(signal.SIGTERM) is not stop._handle  # handlers restored
+
+
 FAKE_FID = '''
 import time
 import autonat.search_cli as search_cli
