@@ -34,7 +34,7 @@ from autonat.cli import main
 from autonat.data import read_token_cache, write_token_cache
 from autonat.errors import AutonatError
 from autonat.model import UViT, UViTConfig
-from autonat.training import RunDir, recipe_from_dict, train
+from autonat.training import RunDir, recipe_from_dict
 
 from helpers import tiny_recipe, write_tiny_cache
 
