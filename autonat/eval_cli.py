@@ -38,7 +38,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", help="tokenizer (default: the one recorded in the checkpoint)")
     p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
     p.add_argument("--strategy", help="strategy YAML (ours or an official AutoNAT file)")
-    p.add_argument("--schedule", default="cosine", help="named schedule when no --strategy: cosine, autonat-init")
+    p.add_argument("--schedule", default="cosine", help="named schedule when no --strategy (see `autonat strategy list`; default cosine)")
     p.add_argument("--steps", type=int, default=8, help="steps for a named schedule (default 8)")
     p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
     p.add_argument("--order", default="confidence", help="decoding order: confidence (default), random, halton")

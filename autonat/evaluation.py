@@ -84,10 +84,11 @@ class FolderImages:
         from PIL import Image
         from torchvision.transforms.functional import pil_to_tensor
 
+        from .image_folder import to_rgb
+
         try:
             with Image.open(file) as img:
-                img = img.convert("RGBA").convert("RGB") if img.mode in ("P", "LA") else img.convert("RGB")
-                return pil_to_tensor(img)
+                return pil_to_tensor(to_rgb(img))
         except OSError as exc:
             raise AutonatError(f"unreadable image {file}: {exc}") from exc
 
