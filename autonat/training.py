@@ -217,7 +217,8 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
     from accelerate import Accelerator
 
     cfg = recipe.train
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    # Without CUDA, processes started by `accelerate launch --multi_gpu` join a gloo (CPU) group.
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.batch_size % world:
         raise AutonatError(f"train.batch_size {cfg.batch_size} must divide evenly over {world} processes")
@@ -398,7 +399,8 @@ def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_re
     kept = "the earlier checkpoints and states are intact"
     if accelerator.is_main_process:
         save_generator(run.checkpoints / f"step_{step}", ema, recipe.model, tokenizer_ref,
-                       meta={"training": {"step": step, "masking": recipe.masking, "cache": recipe.cache}})
+                       meta={"training": {"step": step, "masking": recipe.masking, "cache": recipe.cache,
+                                           "num_processes": accelerator.num_processes}})
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     try:

@@ -67,6 +67,14 @@ def test_recipe_errors_are_clear(tmp_path):
         recipe_from_dict({**bad, "cache": str(tmp_path / "nowhere")})
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_process_accelerate_launch(tmp_path):
     cache = write_tiny_cache(tmp_path / "cache")
     import yaml
@@ -74,11 +82,15 @@ def test_two_process_accelerate_launch(tmp_path):
     recipe = tiny_recipe(cache, tmp_path / "run", steps=6)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    # `--cpu` would start one process (accelerate runs several CPU processes only under MPI);
+    # `--multi_gpu` starts two, and without CUDA they train on the CPU through gloo.
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()),
            str(ROOT / "tools" / "train.py"), "--config", str(tmp_path / "r.yaml")]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     gen = load_generator(tmp_path / "run" / "checkpoints" / "step_6")
+    assert gen.meta["training"]["num_processes"] == 2
     assert len(_losses(tmp_path / "run")) == 3
     assert all(torch.isfinite(p).all() for p in gen.model.parameters())

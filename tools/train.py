@@ -1,8 +1,10 @@
 """Generator training under accelerate.
 
-    accelerate launch [--cpu] [--num_processes K] tools/train.py --config configs/NAME.yaml [key=value ...]
+    accelerate launch --multi_gpu --num_processes K tools/train.py --config configs/NAME.yaml [key=value ...]
 
-The same as `autonat train`, which runs it in one process.
+The same as `autonat train`, which runs it in one process. Without CUDA the K
+processes train on the CPU through gloo (`accelerate launch --cpu` would start
+only one process unless MPI is configured).
 """
 import argparse
 import sys
