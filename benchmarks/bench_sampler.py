@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -29,7 +29,8 @@ from autonat.sampler import SamplerOptions, decode, make_generators, sample_seed
 from autonat.strategy import Strategy
 
 from .baseline import baseline_sample, reference_style
-from .measure import Machine, current_memory_mb, markdown_table, median, peak_memory_mb, progress, report, run_child, timed
+from .measure import (Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
+                      report, run_child, timed)
 from .workloads import SIZES, STRATEGY_NAMES, build_model, sample_labels, strategy
 
 MODULE = "benchmarks.bench_sampler"
@@ -183,14 +184,8 @@ def child(cfg: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- parent side
-@dataclass
-class Results:
+class Results(RunLog):
     """Child reports by configuration key, pooled over rounds."""
-
-    runs: dict[tuple, list[dict]] = field(default_factory=dict)
-
-    def add(self, key: tuple, result: dict) -> None:
-        self.runs.setdefault(key, []).append(result)
 
     def pooled(self, key: tuple, name: str) -> list[float]:
         return [v for r in self.runs.get(key, []) for v in r[name]]
@@ -287,7 +282,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ablation-strategy", default="t8", choices=list(STRATEGY_NAMES))
     p.add_argument("--ablation-batch", type=int, default=None, help="default: the middle of --batches")
     p.add_argument("--no-main", action="store_true", help="only the ablation table")
-    p.add_argument("--json", help="also write the raw child reports here")
+    p.add_argument("--json", help="keep the raw child reports here, after every child; "
+                                  "an existing file is resumed (only missing runs are measured)")
     args = p.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = args.device.startswith("cuda")
@@ -307,14 +303,15 @@ def main(argv=None) -> None:
     if args.child:
         report(child(json.loads(args.child)))
         return
-    res = Results()
+    res = Results(args.json)
     main_keys = [] if args.no_main else [(s, st, b, v) for s in args.sizes for st in args.strategies
                                          for b in args.batches for v in ("ours", "baseline")]
     abl_keys = [(args.ablation_size, args.ablation_strategy, args.ablation_batch, v) for v in args.ablations or []]
     keys = main_keys + [k for k in abl_keys if k not in main_keys]
-    for _ in range(args.rounds):
+    for done in range(args.rounds):
         for key in keys:
-            measure(args, res, key)
+            if res.count(key) <= done:
+                measure(args, res, key)
     print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
     print(f"Sampler, {args.reps} decodes per process x {args.rounds} round(s); times are medians.\n")
     if main_keys:
@@ -324,9 +321,6 @@ def main(argv=None) -> None:
         print(f"\nAblations at {SIZES[args.ablation_size][0]}, {STRATEGY_NAMES[args.ablation_strategy]}, "
               f"batch {args.ablation_batch}:\n")
         print(markdown_table(ablation_rows(args, res), ABLATION_COLUMNS))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([{"key": list(k), "runs": v} for k, v in res.runs.items()], f, indent=1)
 
 
 if __name__ == "__main__":

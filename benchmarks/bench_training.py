@@ -26,7 +26,8 @@ from autonat.model import UViT
 from autonat.training import OptimConfig, ema_decay_at, learning_rate, step_generator, update_ema
 
 from .baseline import BaselineTrainer, baseline_train_step, baseline_trainer, reference_style
-from .measure import Machine, current_memory_mb, markdown_table, median, peak_memory_mb, progress, report, run_child, timed
+from .measure import (Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
+                      report, run_child, timed)
 from .workloads import SIZES, build_model, sample_labels
 
 MODULE = "benchmarks.bench_training"
@@ -124,7 +125,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="steps timed per process (after one warm-up step)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    p.add_argument("--json", help="also write the raw child reports here")
+    p.add_argument("--json", help="keep the raw child reports here, after every child; "
+                                  "an existing file is resumed (only missing runs are measured)")
     args = p.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.batches = args.batches or ([32, 128] if args.device.startswith("cuda") else [1, 2, 4])
@@ -162,22 +164,21 @@ def main(argv=None) -> None:
     if args.child:
         report(child(json.loads(args.child)))
         return
-    runs: dict[tuple, list[dict]] = {}
+    log = RunLog(args.json)
     keys = [(s, b, v) for s in args.sizes for b in args.batches for v in args.variants]
-    for _ in range(args.rounds):
+    for done in range(args.rounds):
         for size, batch, variant in keys:
+            if log.count((size, batch, variant)) > done:
+                continue
             cfg = {"size": size, "batch": batch, "variant": variant, "steps": args.steps, "device": args.device}
             progress(f"training {cfg}")
-            runs.setdefault((size, batch, variant), []).append(run_child(MODULE, cfg))
+            log.add((size, batch, variant), run_child(MODULE, cfg))
     print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
     print(f"Training step, {args.steps} steps per process x {args.rounds} round(s); times are medians.\n")
     for v in args.variants:
         print(f"- {v}: {VARIANTS[v]}")
     print()
-    print(markdown_table(rows(args, runs), COLUMNS))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([{"key": list(k), "runs": v} for k, v in runs.items()], f, indent=1)
+    print(markdown_table(rows(args, log.runs), COLUMNS))
 
 
 if __name__ == "__main__":

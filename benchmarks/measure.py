@@ -96,6 +96,32 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+class RunLog:
+    """Child reports by configuration key, saved after every child so a long run can resume.
+
+    With a ``path`` that exists, earlier reports are loaded and count as done:
+    running the same command again measures only what is missing.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self.runs: dict[tuple, list[dict]] = {}
+        if path and os.path.exists(path):
+            with open(path) as f:
+                self.runs = {tuple(item["key"]): item["runs"] for item in json.load(f)}
+
+    def count(self, key: tuple) -> int:
+        return len(self.runs.get(key, []))
+
+    def add(self, key: tuple, result: dict) -> None:
+        self.runs.setdefault(key, []).append(result)
+        if self.path:
+            tmp = f"{self.path}.tmp"
+            with open(tmp, "w") as f:
+                json.dump([{"key": list(k), "runs": v} for k, v in self.runs.items()], f, indent=1)
+            os.replace(tmp, self.path)
+
+
 def run_child(module: str, config: dict) -> dict:
     """Run ``python -m module --child CONFIG`` in a fresh process; return the dict it reports."""
     proc = subprocess.run([sys.executable, "-m", module, "--child", json.dumps(config)],
