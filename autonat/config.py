@@ -16,15 +16,20 @@ import yaml
 from .errors import AutonatError
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping with the safe loader, with a clear error for bad files."""
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Parse a YAML file with the safe loader; a missing or malformed file is a clear error."""
     path = Path(path)
     if not path.exists():
-        raise AutonatError(f"config file not found: {path}")
+        raise AutonatError(f"{what} not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise AutonatError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping (a recipe) with the safe loader."""
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise AutonatError(f"{path} must hold a YAML mapping at the top level")
     return data

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .tokenizer import GridTokenizer
+
 from .vqgan import Quantizer
 
 
@@ -175,7 +177,7 @@ class Decoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-class MaskGITVQGAN(nn.Module):
+class MaskGITVQGAN(GridTokenizer):
     """MaskGIT VQGAN with the :class:`~autonat.tokenizer.Tokenizer` interface.
 
     ``MaskGITVQGAN()`` is the released ``vq-f16-jax`` architecture; pass a
@@ -190,19 +192,6 @@ class MaskGITVQGAN(nn.Module):
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
         self.quantize = Quantizer(self.config.n_embed, self.config.z_channels)
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.n_embed
-
-    @property
-    def image_size(self) -> int:
-        return self.config.resolution
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        side = self.config.resolution // self.config.downsample
-        return side, side
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` in [0, 1] -> ``LongTensor[B, H/16, W/16]`` (fed to the encoder as is)."""

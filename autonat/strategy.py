@@ -116,13 +116,10 @@ class Strategy:
 # --------------------------------------------------------------------------- files
 def load_strategy(path: str | Path) -> Strategy:
     """Read a strategy YAML: ours or an official AutoNAT strategy file."""
+    from .config import read_yaml
+
     path = Path(path)
-    if not path.exists():
-        raise AutonatError(f"strategy file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise AutonatError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    data = read_yaml(path, "strategy file")
     try:
         return Strategy.from_dict(data, where=str(path))
     except AutonatError as exc:

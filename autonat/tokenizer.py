@@ -41,6 +41,29 @@ class Tokenizer(Protocol):
         """``LongTensor[B, h, w]`` -> ``[B, 3, H, W]`` in [0, 1]."""
 
 
+class GridTokenizer(torch.nn.Module):
+    """Base of VQ models whose ``config`` has ``n_embed``, ``resolution`` and ``downsample``.
+
+    Provides the :class:`Tokenizer` properties from the config, so each
+    architecture only defines ``encode`` and ``decode``.
+    """
+
+    config: object
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.n_embed
+
+    @property
+    def image_size(self) -> int:
+        return self.config.resolution
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        side = self.config.resolution // self.config.downsample
+        return side, side
+
+
 def fingerprint(path: str | Path) -> str:
     """A short content hash of a tokenizer's weights, stored with token caches and checkpoints."""
     path = Path(path)

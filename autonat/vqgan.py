@@ -16,6 +16,8 @@ from einops import rearrange
 from taming.modules.diffusionmodules.model import Decoder, Encoder
 from torch import nn
 
+from .tokenizer import GridTokenizer
+
 
 @dataclass
 class VQGANConfig:
@@ -88,7 +90,7 @@ class Quantizer(nn.Module):
         return z + (zq - z).detach(), loss, idx
 
 
-class VQGAN(nn.Module):
+class VQGAN(GridTokenizer):
     """taming-style VQGAN with the :class:`~autonat.tokenizer.Tokenizer` interface."""
 
     kind = "taming-vqgan"
@@ -102,19 +104,6 @@ class VQGAN(nn.Module):
         self.quantize = Quantizer(config.n_embed, config.embed_dim)
         self.quant_conv = nn.Conv2d(config.z_channels, config.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.n_embed
-
-    @property
-    def image_size(self) -> int:
-        return self.config.resolution
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        side = self.config.resolution // self.config.downsample
-        return side, side
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Pre-quantisation features of images in [0, 1]."""
