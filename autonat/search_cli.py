@@ -14,6 +14,9 @@ from .errors import AutonatError
 
 
 # --------------------------------------------------------------------------- objective
+_EVALUATORS: dict = {}
+
+
 class FIDObjective:
     """``objective(strategy, seed) -> FID`` for one generator checkpoint."""
 
@@ -25,9 +28,12 @@ class FIDObjective:
         from .generate import Pipeline, balanced_labels
 
         name = default_extractor_name(reference) if feature_extractor == "auto" else resolve_name(feature_extractor)
-        extractor = load_feature_extractor(name, weights, device)
-        ref = load_reference(reference, extractor, batch_size, progress=False)
-        self.evaluator = Evaluator(extractor, ref, ("fid",), batch_size)
+        key = (str(reference), name, str(weights), str(device), batch_size)
+        if key not in _EVALUATORS:  # trials of a training search share one reference
+            extractor = load_feature_extractor(name, weights, device)
+            ref = load_reference(reference, extractor, batch_size, progress=False)
+            _EVALUATORS[key] = Evaluator(extractor, ref, ("fid",), batch_size)
+        self.evaluator = _EVALUATORS[key]
         self.pipeline = Pipeline.load(checkpoint, tokenizer, device=device)
         self.labels = balanced_labels(n_eval, self.pipeline.num_classes)
         self.n_eval = n_eval
