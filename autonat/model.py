@@ -112,7 +112,12 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Two-layer GELU feed-forward network."""
+    """Two-layer GELU feed-forward network.
+
+    When no gradient is needed (sampling), GELU overwrites the hidden layer in
+    place: the same kernel and the same numbers, one ``4 x width`` buffer fewer
+    at the network's widest point, which lowers the sampler's peak memory.
+    """
 
     def __init__(self, width: int, hidden: int) -> None:
         super().__init__()
@@ -120,7 +125,9 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        h = self.fc1(x)
+        h = F.gelu(h) if h.requires_grad else torch.ops.aten.gelu_(h)
+        return self.fc2(h)
 
 
 class Block(nn.Module):

@@ -139,6 +139,7 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
                 confidence = torch.where(masked, confidence.nan_to_num(nan=-float("inf"), posinf=top), float("inf"))
             remask = confidence.topk(counts[t], dim=-1, largest=False).indices
             tokens = tokens.scatter(1, remask, mask_id)
+        del logits  # [B, L, V]: not held through the caller's time and the next forward pass (peak memory)
         yield SamplerState(step=t, tokens=tokens, masked=tokens == mask_id)
 
 

@@ -45,10 +45,22 @@ class ManualAttention(nn.Module):
         return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
 
 
+class ReferenceMlp(nn.Module):
+    """timm's ``Mlp`` as the reference uses it: Linear, GELU (a new tensor), Linear."""
+
+    def __init__(self, fc1: nn.Linear, fc2: nn.Linear) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = fc1, nn.GELU(), fc2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
 def reference_style(model: UViT) -> UViT:
-    """Give ``model`` hand-written attention in place; its weights (and state-dict keys) stay the same."""
+    """Give ``model`` the reference's attention and MLP in place; weights and state-dict keys stay the same."""
     for block in [*model.in_blocks, model.mid_block, *model.out_blocks]:
         block.attn = ManualAttention(block.attn.qkv, block.attn.proj, block.attn.num_heads)
+        block.mlp = ReferenceMlp(block.mlp.fc1, block.mlp.fc2)
     return model
 
 

@@ -169,15 +169,17 @@ def child(cfg: dict) -> dict:
     rand_tokens = torch.randint(0, model.config.mask_id + 1, (2 * batch, model.config.seq_len), generator=g)
     rand_labels = torch.randint(0, model.config.null_class + 1, (2 * batch,), generator=g)
     rand_tokens, rand_labels = rand_tokens.to(device), rand_labels.to(device)
-    warmup_s = timed(lambda: warm_up(runner, batch, rand_tokens, rand_labels), device)
-    sample_s, bound_s, calls = [], [], []
+    warmup_s = timed(lambda: warm_up(runner, batch, rand_tokens, rand_labels), device)[0]
+    sample, bound, calls = [], [], []
     for _ in range(cfg["reps"]):
         runner.recorder.calls.clear()
-        sample_s.append(timed(runner.sample, device))
+        sample.append(timed(runner.sample, device))
         calls = list(runner.recorder.calls)
-        bound_s.append(timed(lambda: replay(runner, calls, rand_tokens, rand_labels), device))
-    out = {"sample_s": sample_s, "bound_s": bound_s, "forward_batches": calls, "steps": strat.steps,
-           "peak_mb": peak_memory_mb(device), "start_mb": start_mb, "warmup_s": warmup_s}
+        bound.append(timed(lambda: replay(runner, calls, rand_tokens, rand_labels), device))
+    out = {"sample_s": [w for w, _ in sample], "sample_cpu_s": [c for _, c in sample],
+           "bound_s": [w for w, _ in bound], "bound_cpu_s": [c for _, c in bound],
+           "forward_batches": calls, "steps": strat.steps, "peak_mb": peak_memory_mb(device),
+           "start_mb": start_mb, "warmup_s": warmup_s}
     if device.type == "cuda" and cfg["variant"] == "ours":
         out["syncs"] = count_syncs(runner.sample)
     return out
@@ -185,17 +187,30 @@ def child(cfg: dict) -> dict:
 
 # --------------------------------------------------------------------------- parent side
 class Results(RunLog):
-    """Child reports by configuration key, pooled over rounds."""
+    """Child reports by configuration key, pooled over rounds.
+
+    ``clock`` is ``"cpu"`` (process CPU time) or ``"wall"``; ratios use it,
+    absolute rates always use the wall clock.
+    """
+
+    clock = "wall"
 
     def pooled(self, key: tuple, name: str) -> list[float]:
         return [v for r in self.runs.get(key, []) for v in r[name]]
 
-    def seconds(self, key: tuple) -> float:
-        return median(self.pooled(key, "sample_s"))
+    def seconds(self, key: tuple, clock: str = "wall") -> float:
+        return median(self.pooled(key, "sample_cpu_s" if clock == "cpu" else "sample_s"))
 
-    def overhead(self, key: tuple) -> float:
+    def ratio(self, key: tuple, other: tuple, clock: str | None = None) -> float:
+        """Time of ``key`` over time of ``other`` on ``clock`` (default: :attr:`clock`)."""
+        clock = clock or self.clock
+        return self.seconds(key, clock) / self.seconds(other, clock)
+
+    def overhead(self, key: tuple, clock: str | None = None) -> float:
         """Median over repetitions of decode / its own forward passes, minus 1."""
-        pairs = zip(self.pooled(key, "sample_s"), self.pooled(key, "bound_s"))
+        cpu = (clock or self.clock) == "cpu"
+        pairs = zip(self.pooled(key, "sample_cpu_s" if cpu else "sample_s"),
+                    self.pooled(key, "bound_cpu_s" if cpu else "bound_s"))
         return median([s / b - 1 for s, b in pairs])
 
     def peak(self, key: tuple) -> float:
@@ -227,8 +242,10 @@ def main_rows(args, res: Results) -> list[dict]:
                     "model": SIZES[size][0], "strategy": STRATEGY_NAMES[strat], "batch": batch,
                     "img_s": batch / t, "ms_step": 1000 * t / steps, "bound_ms_step": 1000 * bound / steps,
                     "overhead": f"{100 * res.overhead(ours):+.1f}%",
+                    "overhead_wall": f"{100 * res.overhead(ours, 'wall'):+.1f}%",
                     "fwd": f"{sum(res.first(ours)['forward_batches'])} / {sum(res.first(base)['forward_batches'])}",
-                    "base_img_s": batch / tb, "speedup": f"{tb / t:.2f}x",
+                    "base_img_s": batch / tb, "speedup": f"{res.ratio(base, ours):.2f}x",
+                    "speedup_wall": f"{tb / t:.2f}x",
                     "base_overhead": f"{100 * res.overhead(base):+.1f}%",
                     "mem": f"{res.peak(ours):.0f} / {res.peak(base):.0f}",
                     "mem_ratio": f"{res.peak(ours) / res.peak(base):.3f}",
@@ -240,8 +257,9 @@ def main_rows(args, res: Results) -> list[dict]:
 MAIN_COLUMNS = [
     ("model", "model"), ("strategy", "strategy"), ("batch", "batch"), ("img_s", "ours img/s"),
     ("ms_step", "ours ms/step"), ("bound_ms_step", "bound ms/step"), ("overhead", "ours overhead vs bound"),
-    ("fwd", "images through the network: ours / baseline"), ("base_img_s", "baseline img/s"),
-    ("speedup", "ours vs baseline"), ("base_overhead", "baseline overhead vs its bound"),
+    ("overhead_wall", "(wall clock)"), ("fwd", "images through the network: ours / baseline"),
+    ("base_img_s", "baseline img/s"), ("speedup", "ours vs baseline"), ("speedup_wall", "(wall clock)"),
+    ("base_overhead", "baseline overhead vs its bound"),
     ("mem", "peak MB above start: ours / baseline"), ("mem_ratio", "peak ratio"), ("syncs", "syncs (CUDA)"),
 ]
 
@@ -252,17 +270,18 @@ def ablation_rows(args, res: Results) -> list[dict]:
     rows = []
     for variant in args.ablations:
         key = (size, strat, batch, variant)
-        t = res.seconds(key)
         first = res.first(key)
-        rows.append({"variant": variant, "what": ABLATIONS[variant], "s": t,
-                     "vs_ours": f"{t / res.seconds(ours):.3f}", "overhead": f"{100 * res.overhead(key):+.1f}%",
+        rows.append({"variant": variant, "what": ABLATIONS[variant], "s": res.seconds(key),
+                     "vs_ours": f"{res.ratio(key, ours):.3f}", "vs_ours_wall": f"{res.ratio(key, ours, 'wall'):.3f}",
+                     "overhead": f"{100 * res.overhead(key):+.1f}%",
                      "fwd": sum(first["forward_batches"]), "mem": f"{res.peak(key):.0f}",
                      "warmup": f"{first['warmup_s']:.1f}" if variant == "ours-compile" else ""})
     return rows
 
 
 ABLATION_COLUMNS = [("variant", "variant"), ("what", "change"), ("s", "s per decode"),
-                    ("vs_ours", "time / ours"), ("overhead", "overhead vs own bound"),
+                    ("vs_ours", "time / ours"), ("vs_ours_wall", "(wall clock)"),
+                    ("overhead", "overhead vs own bound"),
                     ("fwd", "images through the network"), ("mem", "peak MB above start"), ("warmup", "compile s")]
 
 
@@ -282,6 +301,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ablation-strategy", default="t8", choices=list(STRATEGY_NAMES))
     p.add_argument("--ablation-batch", type=int, default=None, help="default: the middle of --batches")
     p.add_argument("--no-main", action="store_true", help="only the ablation table")
+    p.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
+                   help="clock of the ratios: process CPU time (auto on CPU: steady on a shared machine) "
+                        "or wall (auto on CUDA)")
     p.add_argument("--json", help="keep the raw child reports here, after every child; "
                                   "an existing file is resumed (only missing runs are measured)")
     args = p.parse_args(argv)
@@ -298,12 +320,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def clock_for(args) -> str:
+    if args.clock != "auto":
+        return args.clock
+    return "wall" if args.device.startswith("cuda") else "cpu"
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.child:
         report(child(json.loads(args.child)))
         return
     res = Results(args.json)
+    res.clock = clock_for(args)
     main_keys = [] if args.no_main else [(s, st, b, v) for s in args.sizes for st in args.strategies
                                          for b in args.batches for v in ("ours", "baseline")]
     abl_keys = [(args.ablation_size, args.ablation_strategy, args.ablation_batch, v) for v in args.ablations or []]
@@ -313,7 +342,8 @@ def main(argv=None) -> None:
             if res.count(key) <= done:
                 measure(args, res, key)
     print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
-    print(f"Sampler, {args.reps} decodes per process x {args.rounds} round(s); times are medians.\n")
+    print(f"Sampler, {args.reps} decodes per process x {args.rounds} round(s); times are medians; "
+          f"rates use the wall clock, ratios the {res.clock} clock (the '(wall clock)' columns: the same ratios on the wall clock).\n")
     if main_keys:
         print(markdown_table(main_rows(args, res), [c for c in MAIN_COLUMNS if c[0] != "syncs"
                                                     or args.device.startswith("cuda")]))

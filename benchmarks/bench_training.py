@@ -109,9 +109,10 @@ def child(cfg: dict) -> dict:
     tokens = torch.randint(0, c.codebook_size, (cfg["batch"], c.seq_len), generator=g)
     labels = torch.tensor(sample_labels(cfg["batch"], c.num_classes))
     step = make_step(cfg["variant"], model, device)
-    warmup_s = timed(lambda: step(tokens, labels, 0), device)
+    warmup_s = timed(lambda: step(tokens, labels, 0), device)[0]
     times = [timed(lambda: step(tokens, labels, i), device) for i in range(1, cfg["steps"] + 1)]
-    return {"step_s": times, "warmup_s": warmup_s, "tokens": cfg["batch"] * c.seq_len,
+    return {"step_s": [w for w, _ in times], "step_cpu_s": [c for _, c in times], "warmup_s": warmup_s,
+            "tokens": cfg["batch"] * c.seq_len,
             "peak_mb": peak_memory_mb(device), "start_mb": start_mb}
 
 
@@ -124,39 +125,47 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--variants", nargs="+", default=["ours", "ours-bf16", "baseline"], choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=3, help="steps timed per process (after one warm-up step)")
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
+                   help="clock of the ratios: process CPU time (auto on CPU) or wall (auto on CUDA)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     p.add_argument("--json", help="keep the raw child reports here, after every child; "
                                   "an existing file is resumed (only missing runs are measured)")
     args = p.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.batches = args.batches or ([32, 128] if args.device.startswith("cuda") else [1, 2, 4])
+    if args.clock == "auto":
+        args.clock = "wall" if args.device.startswith("cuda") else "cpu"
     if "baseline" not in args.variants:
         args.variants.append("baseline")
     return args
+
+
+def step_seconds(runs: dict, key: tuple, clock: str) -> float:
+    return median([t for r in runs[key] for t in r["step_cpu_s" if clock == "cpu" else "step_s"]])
 
 
 def rows(args, runs: dict) -> list[dict]:
     out = []
     for size in args.sizes:
         for batch in args.batches:
-            def tok_s(v):
-                key = (size, batch, v)
-                return runs[key][0]["tokens"] / median([t for r in runs[key] for t in r["step_s"]])
-
             def peak(v):
                 return max(r["peak_mb"] - r["start_mb"] for r in runs[(size, batch, v)])
 
-            base = tok_s("baseline")
+            base = (size, batch, "baseline")
             for v in args.variants:
-                out.append({"model": SIZES[size][0], "batch": batch, "variant": v, "tok_s": tok_s(v),
-                            "step_s": runs[(size, batch, v)][0]["tokens"] / tok_s(v),
-                            "vs_base": f"{tok_s(v) / base:.2f}x", "mem": f"{peak(v):.0f}",
-                            "mem_ratio": f"{peak(v) / peak('baseline'):.3f}"})
+                key = (size, batch, v)
+                wall = step_seconds(runs, key, "wall")
+                out.append({"model": SIZES[size][0], "batch": batch, "variant": v,
+                            "tok_s": runs[key][0]["tokens"] / wall, "step_s": wall,
+                            "vs_base": f"{step_seconds(runs, base, args.clock) / step_seconds(runs, key, args.clock):.2f}x",
+                            "vs_base_wall": f"{step_seconds(runs, base, 'wall') / wall:.2f}x",
+                            "mem": f"{peak(v):.0f}", "mem_ratio": f"{peak(v) / peak('baseline'):.3f}"})
     return out
 
 
 COLUMNS = [("model", "model"), ("batch", "batch"), ("variant", "variant"), ("tok_s", "tokens/s"),
-           ("step_s", "s/step"), ("vs_base", "vs baseline"), ("mem", "peak MB above start"), ("mem_ratio", "peak / baseline")]
+           ("step_s", "s/step"), ("vs_base", "speed vs baseline"), ("vs_base_wall", "(wall clock)"),
+           ("mem", "peak MB above start"), ("mem_ratio", "peak / baseline")]
 
 
 def main(argv=None) -> None:
@@ -174,7 +183,8 @@ def main(argv=None) -> None:
             progress(f"training {cfg}")
             log.add((size, batch, variant), run_child(MODULE, cfg))
     print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
-    print(f"Training step, {args.steps} steps per process x {args.rounds} round(s); times are medians.\n")
+    print(f"Training step, {args.steps} steps per process x {args.rounds} round(s); times are medians; "
+          f"rates use the wall clock, ratios the {args.clock} clock (the '(wall clock)' column: on the wall clock).\n")
     for v in args.variants:
         print(f"- {v}: {VARIANTS[v]}")
     print()

@@ -30,13 +30,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], object], device: torch.device) -> float:
-    """Wall-clock seconds of ``fn()``, device work included."""
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of ``fn()``, device work included.
+
+    On a CPU shared with other jobs the wall clock also counts the time other
+    processes held the cores; the process's CPU time (all its threads) counts
+    only its own work, so ratios of CPU times are the steadier measure there.
+    """
     synchronize(device)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
     synchronize(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def peak_memory_mb(device: torch.device) -> float:
