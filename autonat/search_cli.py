@@ -178,8 +178,9 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=8, help="decoding steps T")
     p.add_argument("--init", help="starting strategy YAML (default: AutoNAT's initialisation)")
     p.add_argument("--iterations", type=int, default=20, help="search steps")
-    p.add_argument("--method", choices=("fd", "spsa"), default="spsa",
-                   help="gradient estimator: spsa (default, 2 FIDs a step) or fd (the paper, 1 + #params)")
+    p.add_argument("--method", choices=("fd", "spsa"), default="fd",
+                   help="gradient estimator: fd (default, the paper's forward differences, 1 + #params FIDs a "
+                        "step) or spsa (2 FIDs a step; noisier, see README 'Strategy search')")
     p.add_argument("--no-crn", action="store_true", help="fresh sample seeds for every FID (no common random numbers)")
 
 
