@@ -29,7 +29,7 @@ from autonat.sampler import SamplerOptions, decode, make_generators, sample_seed
 from autonat.strategy import Strategy
 
 from .baseline import baseline_sample, reference_style
-from .measure import (Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
+from .measure import (LIVE_MEMORY_ENV, Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
                       report, run_child, timed)
 from .workloads import SIZES, STRATEGY_NAMES, build_model, sample_labels, strategy
 
@@ -165,6 +165,9 @@ def child(cfg: dict) -> dict:
     batch = cfg["batch"]
     labels = torch.tensor(sample_labels(batch), device=device)
     runner = make_runner(cfg["variant"], model, strat, labels, sample_seeds(0, range(batch)), device)
+    if cfg.get("memory_only"):
+        runner.sample()
+        return {"peak_mb": peak_memory_mb(device), "start_mb": start_mb}
     g = torch.Generator().manual_seed(1)
     rand_tokens = torch.randint(0, model.config.mask_id + 1, (2 * batch, model.config.seq_len), generator=g)
     rand_labels = torch.randint(0, model.config.null_class + 1, (2 * batch,), generator=g)
@@ -213,20 +216,27 @@ class Results(RunLog):
                     self.pooled(key, "bound_cpu_s" if cpu else "bound_s"))
         return median([s / b - 1 for s, b in pairs])
 
-    def peak(self, key: tuple) -> float:
-        """Peak memory of the work (weights, activations), above the process's memory at start."""
-        return max(r["peak_mb"] - r["start_mb"] for r in self.runs[key])
+    def peak(self, key: tuple, live: bool = False) -> float:
+        """Peak memory of the work (weights, activations), above the process's memory at start.
+
+        ``live``: from the memory-only child (see :data:`~benchmarks.measure.LIVE_MEMORY_ENV`), if run.
+        """
+        runs = self.runs.get(key + ("live",), []) if live else self.runs[key]
+        return max(r["peak_mb"] - r["start_mb"] for r in runs) if runs else float("nan")
 
     def first(self, key: tuple) -> dict:
         return self.runs[key][0]
 
 
-def measure(args, results: Results, key: tuple) -> None:
+def measure(args, results: Results, key: tuple, memory_only: bool = False) -> None:
     size, strat, batch, variant = key
     cfg = {"size": size, "strategy": strat, "batch": batch, "variant": variant, "reps": args.reps,
            "device": args.device}
+    if memory_only:
+        cfg["memory_only"] = True
+        key = key + ("live",)
     progress(f"sampler {cfg}")
-    results.add(key, run_child(MODULE, cfg))
+    results.add(key, run_child(MODULE, cfg, LIVE_MEMORY_ENV if memory_only else None))
 
 
 def main_rows(args, res: Results) -> list[dict]:
@@ -249,6 +259,8 @@ def main_rows(args, res: Results) -> list[dict]:
                     "base_overhead": f"{100 * res.overhead(base):+.1f}%",
                     "mem": f"{res.peak(ours):.0f} / {res.peak(base):.0f}",
                     "mem_ratio": f"{res.peak(ours) / res.peak(base):.3f}",
+                    "live": f"{res.peak(ours, True):.0f} / {res.peak(base, True):.0f}",
+                    "live_ratio": f"{res.peak(ours, True) / res.peak(base, True):.3f}",
                     **({"syncs": res.first(ours).get("syncs")} if "syncs" in res.first(ours) else {}),
                 })
     return rows
@@ -260,7 +272,8 @@ MAIN_COLUMNS = [
     ("overhead_wall", "(wall clock)"), ("fwd", "images through the network: ours / baseline"),
     ("base_img_s", "baseline img/s"), ("speedup", "ours vs baseline"), ("speedup_wall", "(wall clock)"),
     ("base_overhead", "baseline overhead vs its bound"),
-    ("mem", "peak MB above start: ours / baseline"), ("mem_ratio", "peak ratio"), ("syncs", "syncs (CUDA)"),
+    ("mem", "peak MB above start: ours / baseline"), ("mem_ratio", "peak ratio"),
+    ("live", "live peak MB: ours / baseline"), ("live_ratio", "live peak ratio"), ("syncs", "syncs (CUDA)"),
 ]
 
 
@@ -275,6 +288,7 @@ def ablation_rows(args, res: Results) -> list[dict]:
                      "vs_ours": f"{res.ratio(key, ours):.3f}", "vs_ours_wall": f"{res.ratio(key, ours, 'wall'):.3f}",
                      "overhead": f"{100 * res.overhead(key):+.1f}%",
                      "fwd": sum(first["forward_batches"]), "mem": f"{res.peak(key):.0f}",
+                     "live": f"{res.peak(key, True):.0f}",
                      "warmup": f"{first['warmup_s']:.1f}" if variant == "ours-compile" else ""})
     return rows
 
@@ -282,7 +296,8 @@ def ablation_rows(args, res: Results) -> list[dict]:
 ABLATION_COLUMNS = [("variant", "variant"), ("what", "change"), ("s", "s per decode"),
                     ("vs_ours", "time / ours"), ("vs_ours_wall", "(wall clock)"),
                     ("overhead", "overhead vs own bound"),
-                    ("fwd", "images through the network"), ("mem", "peak MB above start"), ("warmup", "compile s")]
+                    ("fwd", "images through the network"), ("mem", "peak MB above start"),
+                    ("live", "live peak MB"), ("warmup", "compile s")]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -301,6 +316,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ablation-strategy", default="t8", choices=list(STRATEGY_NAMES))
     p.add_argument("--ablation-batch", type=int, default=None, help="default: the middle of --batches")
     p.add_argument("--no-main", action="store_true", help="only the ablation table")
+    p.add_argument("--live-memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="also run each configuration once untimed for its live peak memory "
+                        "(default: on CPU; CUDA's peak is live already)")
     p.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
                    help="clock of the ratios: process CPU time (auto on CPU: steady on a shared machine) "
                         "or wall (auto on CUDA)")
@@ -311,6 +329,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     cuda = args.device.startswith("cuda")
     args.batches = args.batches or ([8, 32, 128] if cuda else [1, 2, 4])
     args.ablation_batch = args.ablation_batch or args.batches[len(args.batches) // 2]
+    if args.live_memory is None:
+        args.live_memory = not cuda
     if args.ablations is not None and not args.ablations:
         extra = "ours-fp32" if cuda else "ours-bf16"
         args.ablations = [v for v in ABLATIONS if v not in ("ours-bf16", "ours-fp32")] + [extra]
@@ -341,6 +361,9 @@ def main(argv=None) -> None:
         for key in keys:
             if res.count(key) <= done:
                 measure(args, res, key)
+    for key in keys if args.live_memory else []:
+        if not res.count(key + ("live",)):
+            measure(args, res, key, memory_only=True)
     print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
     print(f"Sampler, {args.reps} decodes per process x {args.rounds} round(s); times are medians; "
           f"rates use the wall clock, ratios the {res.clock} clock (the '(wall clock)' columns: the same ratios on the wall clock).\n")

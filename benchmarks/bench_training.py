@@ -26,7 +26,7 @@ from autonat.model import UViT
 from autonat.training import OptimConfig, ema_decay_at, learning_rate, step_generator, update_ema
 
 from .baseline import BaselineTrainer, baseline_train_step, baseline_trainer, reference_style
-from .measure import (Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
+from .measure import (LIVE_MEMORY_ENV, Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
                       report, run_child, timed)
 from .workloads import SIZES, build_model, sample_labels
 
@@ -109,6 +109,10 @@ def child(cfg: dict) -> dict:
     tokens = torch.randint(0, c.codebook_size, (cfg["batch"], c.seq_len), generator=g)
     labels = torch.tensor(sample_labels(cfg["batch"], c.num_classes))
     step = make_step(cfg["variant"], model, device)
+    if cfg.get("memory_only"):  # two steps: the second has the optimizer state
+        step(tokens, labels, 0)
+        step(tokens, labels, 1)
+        return {"peak_mb": peak_memory_mb(device), "start_mb": start_mb}
     warmup_s = timed(lambda: step(tokens, labels, 0), device)[0]
     times = [timed(lambda: step(tokens, labels, i), device) for i in range(1, cfg["steps"] + 1)]
     return {"step_s": [w for w, _ in times], "step_cpu_s": [c for _, c in times], "warmup_s": warmup_s,
@@ -125,6 +129,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--variants", nargs="+", default=["ours", "ours-bf16", "baseline"], choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=3, help="steps timed per process (after one warm-up step)")
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--live-memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="also run each configuration untimed for its live peak memory (default: on CPU)")
     p.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
                    help="clock of the ratios: process CPU time (auto on CPU) or wall (auto on CUDA)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
@@ -133,6 +139,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.batches = args.batches or ([32, 128] if args.device.startswith("cuda") else [1, 2, 4])
+    if args.live_memory is None:
+        args.live_memory = not args.device.startswith("cuda")
     if args.clock == "auto":
         args.clock = "wall" if args.device.startswith("cuda") else "cpu"
     if "baseline" not in args.variants:
@@ -148,8 +156,9 @@ def rows(args, runs: dict) -> list[dict]:
     out = []
     for size in args.sizes:
         for batch in args.batches:
-            def peak(v):
-                return max(r["peak_mb"] - r["start_mb"] for r in runs[(size, batch, v)])
+            def peak(v, live=False):
+                found = runs.get((size, batch, v) + (("live",) if live else ()), [])
+                return max(r["peak_mb"] - r["start_mb"] for r in found) if found else float("nan")
 
             base = (size, batch, "baseline")
             for v in args.variants:
@@ -159,13 +168,16 @@ def rows(args, runs: dict) -> list[dict]:
                             "tok_s": runs[key][0]["tokens"] / wall, "step_s": wall,
                             "vs_base": f"{step_seconds(runs, base, args.clock) / step_seconds(runs, key, args.clock):.2f}x",
                             "vs_base_wall": f"{step_seconds(runs, base, 'wall') / wall:.2f}x",
-                            "mem": f"{peak(v):.0f}", "mem_ratio": f"{peak(v) / peak('baseline'):.3f}"})
+                            "mem": f"{peak(v):.0f}", "mem_ratio": f"{peak(v) / peak('baseline'):.3f}",
+                            "live": f"{peak(v, True):.0f}",
+                            "live_ratio": f"{peak(v, True) / peak('baseline', True):.3f}"})
     return out
 
 
 COLUMNS = [("model", "model"), ("batch", "batch"), ("variant", "variant"), ("tok_s", "tokens/s"),
            ("step_s", "s/step"), ("vs_base", "speed vs baseline"), ("vs_base_wall", "(wall clock)"),
-           ("mem", "peak MB above start"), ("mem_ratio", "peak / baseline")]
+           ("mem", "peak MB above start"), ("mem_ratio", "peak / baseline"), ("live", "live peak MB"),
+           ("live_ratio", "live peak / baseline")]
 
 
 def main(argv=None) -> None:
@@ -182,6 +194,11 @@ def main(argv=None) -> None:
             cfg = {"size": size, "batch": batch, "variant": variant, "steps": args.steps, "device": args.device}
             progress(f"training {cfg}")
             log.add((size, batch, variant), run_child(MODULE, cfg))
+    for size, batch, variant in keys if args.live_memory else []:
+        if not log.count((size, batch, variant, "live")):
+            cfg = {"size": size, "batch": batch, "variant": variant, "device": args.device, "memory_only": True}
+            progress(f"training {cfg}")
+            log.add((size, batch, variant, "live"), run_child(MODULE, cfg, LIVE_MEMORY_ENV))
     print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
     print(f"Training step, {args.steps} steps per process x {args.rounds} round(s); times are medians; "
           f"rates use the wall clock, ratios the {args.clock} clock (the '(wall clock)' column: on the wall clock).\n")

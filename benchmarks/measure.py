@@ -127,10 +127,18 @@ class RunLog:
             os.replace(tmp, self.path)
 
 
-def run_child(module: str, config: dict) -> dict:
+#: For memory-only children on CPU: glibc then serves every allocation of 64 KiB or more
+#: with its own mapping and unmaps it when freed, so the peak RSS follows the
+#: tensors actually alive (as ``torch.cuda.max_memory_allocated`` does on CUDA)
+#: instead of the heap glibc keeps after frees. It slows allocation, so timed
+#: children run with the default allocator.
+LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def run_child(module: str, config: dict, env: dict | None = None) -> dict:
     """Run ``python -m module --child CONFIG`` in a fresh process; return the dict it reports."""
     proc = subprocess.run([sys.executable, "-m", module, "--child", json.dumps(config)],
-                          capture_output=True, text=True, env=os.environ.copy())
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
     if proc.returncode:
         raise RuntimeError(f"{module} child {config} failed:\n{proc.stderr[-3000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
