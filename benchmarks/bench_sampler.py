@@ -1,12 +1,18 @@
 """Sampler speed against the forward-pass bound and the reference-style baseline.
 
-For every (model size, strategy, batch) the parent runs two fresh processes,
-ours and the baseline (:mod:`benchmarks.baseline`), alternately for
-``--rounds`` rounds. Each process decodes a batch ``--reps`` times and, after
-each decode, replays *only* the forward passes that decode made (same batch
-sizes, same precision and grad mode, random tokens): that replay is the
-forward-pass bound, and the sampler's overhead is the rest. Both come from the
-same process, one right after the other.
+Timing: for every (model size, strategy, batch) one process builds each
+variant it compares (ours and the baseline of :mod:`benchmarks.baseline`, or
+the ablation variants), every one on its own copy of the same seeded network,
+and times them round-robin, ``--reps`` decodes each. After each decode it
+replays *only* the forward passes that decode made (same batch sizes,
+precision and grad mode, random tokens): that replay is the forward-pass
+bound, and the sampler's overhead is the rest. Taking turns inside one
+process keeps the ratios steady on a machine shared with other jobs.
+
+Memory: each variant then decodes once more, untimed, in a fresh process of
+its own: its peak RSS with the default allocator and its live peak (see
+:data:`benchmarks.measure.LIVE_MEMORY_ENV`); on CUDA, the peak of
+``torch.cuda.max_memory_allocated``.
 
 ``--ablations`` adds one row per optimisation at one configuration, each with
 a single optimisation taken away from ours (or, for the opt-in ones, added).
@@ -29,9 +35,9 @@ from autonat.sampler import SamplerOptions, decode, make_generators, sample_seed
 from autonat.strategy import Strategy
 
 from .baseline import baseline_sample, reference_style
-from .measure import (LIVE_MEMORY_ENV, Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
-                      report, run_child, timed)
-from .workloads import SIZES, STRATEGY_NAMES, build_model, sample_labels, strategy
+from .measure import (LIVE_MEMORY_ENV, Machine, RunLog, current_memory_mb, markdown_table, median,
+                      peak_memory_mb, progress, report, run_child, timed)
+from .workloads import SIZES, STRATEGY_NAMES, build_model, model_config, sample_labels, strategy
 
 MODULE = "benchmarks.bench_sampler"
 
@@ -157,40 +163,57 @@ def count_syncs(fn: Callable[[], object]) -> int:
     return sum("synchroniz" in str(w.message).lower() for w in caught)
 
 
-def child(cfg: dict) -> dict:
+def time_variants(cfg: dict) -> dict:
+    """Round-robin timing of ``cfg["variants"]`` in this process; times per variant."""
     device = torch.device(cfg["device"])
-    start_mb = current_memory_mb(device)  # the interpreter, torch and autonat, before any model
-    model = build_model(cfg["size"], device)
     strat = strategy(cfg["strategy"])
     batch = cfg["batch"]
     labels = torch.tensor(sample_labels(batch), device=device)
-    runner = make_runner(cfg["variant"], model, strat, labels, sample_seeds(0, range(batch)), device)
-    if cfg.get("memory_only"):
-        runner.sample()
-        return {"peak_mb": peak_memory_mb(device), "start_mb": start_mb}
+    seeds = sample_seeds(0, range(batch))
+    runners = {v: make_runner(v, build_model(cfg["size"], device), strat, labels, seeds, device)
+               for v in cfg["variants"]}
     g = torch.Generator().manual_seed(1)
-    rand_tokens = torch.randint(0, model.config.mask_id + 1, (2 * batch, model.config.seq_len), generator=g)
-    rand_labels = torch.randint(0, model.config.null_class + 1, (2 * batch,), generator=g)
-    rand_tokens, rand_labels = rand_tokens.to(device), rand_labels.to(device)
-    warmup_s = timed(lambda: warm_up(runner, batch, rand_tokens, rand_labels), device)[0]
-    sample, bound, calls = [], [], []
+    mc = model_config(cfg["size"])
+    tokens = torch.randint(0, mc.mask_id + 1, (2 * batch, mc.seq_len), generator=g).to(device)
+    rand_labels = torch.randint(0, mc.null_class + 1, (2 * batch,), generator=g).to(device)
+    out = {v: {"sample_s": [], "sample_cpu_s": [], "bound_s": [], "bound_cpu_s": [],
+               "warmup_s": timed(lambda: warm_up(r, batch, tokens, rand_labels), device)[0]}
+           for v, r in runners.items()}
     for _ in range(cfg["reps"]):
-        runner.recorder.calls.clear()
-        sample.append(timed(runner.sample, device))
-        calls = list(runner.recorder.calls)
-        bound.append(timed(lambda: replay(runner, calls, rand_tokens, rand_labels), device))
-    out = {"sample_s": [w for w, _ in sample], "sample_cpu_s": [c for _, c in sample],
-           "bound_s": [w for w, _ in bound], "bound_cpu_s": [c for _, c in bound],
-           "forward_batches": calls, "steps": strat.steps, "peak_mb": peak_memory_mb(device),
-           "start_mb": start_mb, "warmup_s": warmup_s}
-    if device.type == "cuda" and cfg["variant"] == "ours":
-        out["syncs"] = count_syncs(runner.sample)
-    return out
+        for v, runner in runners.items():
+            runner.recorder.calls.clear()
+            wall, cpu = timed(runner.sample, device)
+            calls = list(runner.recorder.calls)
+            bound_wall, bound_cpu = timed(lambda: replay(runner, calls, tokens, rand_labels), device)
+            rec = out[v]
+            rec["sample_s"].append(wall), rec["sample_cpu_s"].append(cpu)
+            rec["bound_s"].append(bound_wall), rec["bound_cpu_s"].append(bound_cpu)
+            rec["forward_batches"] = calls
+    if device.type == "cuda" and "ours" in runners:
+        out["ours"]["syncs"] = count_syncs(runners["ours"].sample)
+    return {"variants": out, "steps": strat.steps}
+
+
+def memory_of_variant(cfg: dict) -> dict:
+    """Peak memory of one untimed decode of ``cfg["variant"]`` in this fresh process."""
+    device = torch.device(cfg["device"])
+    start_mb = current_memory_mb(device)  # the interpreter, torch and autonat, before any model
+    batch = cfg["batch"]
+    labels = torch.tensor(sample_labels(batch), device=device)
+    runner = make_runner(cfg["variant"], build_model(cfg["size"], device), strategy(cfg["strategy"]), labels,
+                         sample_seeds(0, range(batch)), device)
+    runner.sample()
+    return {"peak_mb": peak_memory_mb(device), "start_mb": start_mb}
+
+
+def child(cfg: dict) -> dict:
+    return memory_of_variant(cfg) if "variant" in cfg else time_variants(cfg)
 
 
 # --------------------------------------------------------------------------- parent side
 class Results(RunLog):
-    """Child reports by configuration key, pooled over rounds.
+    """Child reports: timing runs keyed ``(size, strategy, batch, "time:" + variants)``,
+    memory runs keyed ``(size, strategy, batch, variant, "rss" or "live")``.
 
     ``clock`` is ``"cpu"`` (process CPU time) or ``"wall"``; ratios use it,
     absolute rates always use the wall clock.
@@ -198,45 +221,59 @@ class Results(RunLog):
 
     clock = "wall"
 
-    def pooled(self, key: tuple, name: str) -> list[float]:
-        return [v for r in self.runs.get(key, []) for v in r[name]]
+    def timing(self, config: tuple, variant: str) -> list[dict]:
+        return [r["variants"][variant] for k, runs in self.runs.items()
+                if k[:3] == tuple(config) and k[3].startswith("time:") and variant in k[3][5:].split(",")
+                for r in runs]
 
-    def seconds(self, key: tuple, clock: str = "wall") -> float:
-        return median(self.pooled(key, "sample_cpu_s" if clock == "cpu" else "sample_s"))
+    def pooled(self, config: tuple, variant: str, name: str) -> list[float]:
+        return [v for r in self.timing(config, variant) for v in r[name]]
 
-    def ratio(self, key: tuple, other: tuple, clock: str | None = None) -> float:
-        """Time of ``key`` over time of ``other`` on ``clock`` (default: :attr:`clock`)."""
-        clock = clock or self.clock
-        return self.seconds(key, clock) / self.seconds(other, clock)
+    def seconds(self, config: tuple, variant: str, clock: str = "wall") -> float:
+        return median(self.pooled(config, variant, "sample_cpu_s" if clock == "cpu" else "sample_s"))
 
-    def overhead(self, key: tuple, clock: str | None = None) -> float:
+    def ratio(self, config: tuple, variant: str, other: str, clock: str | None = None) -> float:
+        """Median over repetitions of (time of ``variant``) / (time of ``other`` in the same round)."""
+        name = "sample_cpu_s" if (clock or self.clock) == "cpu" else "sample_s"
+        pairs = [(a, b) for ra, rb in zip(self.timing(config, variant), self.timing(config, other))
+                 for a, b in zip(ra[name], rb[name])]
+        return median([a / b for a, b in pairs])
+
+    def overhead(self, config: tuple, variant: str, clock: str | None = None) -> float:
         """Median over repetitions of decode / its own forward passes, minus 1."""
         cpu = (clock or self.clock) == "cpu"
-        pairs = zip(self.pooled(key, "sample_cpu_s" if cpu else "sample_s"),
-                    self.pooled(key, "bound_cpu_s" if cpu else "bound_s"))
+        pairs = zip(self.pooled(config, variant, "sample_cpu_s" if cpu else "sample_s"),
+                    self.pooled(config, variant, "bound_cpu_s" if cpu else "bound_s"))
         return median([s / b - 1 for s, b in pairs])
 
-    def peak(self, key: tuple, live: bool = False) -> float:
-        """Peak memory of the work (weights, activations), above the process's memory at start.
+    def first(self, config: tuple, variant: str) -> dict:
+        return self.timing(config, variant)[0]
 
-        ``live``: from the memory-only child (see :data:`~benchmarks.measure.LIVE_MEMORY_ENV`), if run.
-        """
-        runs = self.runs.get(key + ("live",), []) if live else self.runs[key]
+    def peak(self, config: tuple, variant: str, kind: str = "rss") -> float:
+        """Peak memory of the work (weights, activations) above the process's memory at start."""
+        runs = self.runs.get(tuple(config) + (variant, kind), [])
         return max(r["peak_mb"] - r["start_mb"] for r in runs) if runs else float("nan")
 
-    def first(self, key: tuple) -> dict:
-        return self.runs[key][0]
+
+def run_timing(args, res: Results, config: tuple, variants: list[str], rounds: int) -> None:
+    key = tuple(config) + ("time:" + ",".join(variants),)
+    while res.count(key) < rounds:
+        size, strat, batch = config
+        cfg = {"size": size, "strategy": strat, "batch": batch, "variants": variants, "reps": args.reps,
+               "device": args.device}
+        progress(f"sampler timing {cfg}")
+        res.add(key, run_child(MODULE, cfg))
 
 
-def measure(args, results: Results, key: tuple, memory_only: bool = False) -> None:
-    size, strat, batch, variant = key
-    cfg = {"size": size, "strategy": strat, "batch": batch, "variant": variant, "reps": args.reps,
-           "device": args.device}
-    if memory_only:
-        cfg["memory_only"] = True
-        key = key + ("live",)
-    progress(f"sampler {cfg}")
-    results.add(key, run_child(MODULE, cfg, LIVE_MEMORY_ENV if memory_only else None))
+def run_memory(args, res: Results, config: tuple, variant: str) -> None:
+    kinds = {"rss": None, "live": LIVE_MEMORY_ENV} if args.device == "cpu" else {"rss": None}
+    for kind, env in kinds.items():
+        key = tuple(config) + (variant, kind)
+        if not res.count(key):
+            size, strat, batch = config
+            cfg = {"size": size, "strategy": strat, "batch": batch, "variant": variant, "device": args.device}
+            progress(f"sampler memory ({kind}) {cfg}")
+            res.add(key, run_child(MODULE, cfg, env))
 
 
 def main_rows(args, res: Results) -> list[dict]:
@@ -244,25 +281,29 @@ def main_rows(args, res: Results) -> list[dict]:
     for size in args.sizes:
         for strat in args.strategies:
             for batch in args.batches:
-                ours, base = (size, strat, batch, "ours"), (size, strat, batch, "baseline")
-                t, tb = res.seconds(ours), res.seconds(base)
-                steps = res.first(ours)["steps"]
-                bound = median(res.pooled(ours, "bound_s"))
-                rows.append({
+                c = (size, strat, batch)
+                t, tb = res.seconds(c, "ours"), res.seconds(c, "baseline")
+                steps = res.first(c, "ours").get("steps") or strategy(strat).steps
+                bound = median(res.pooled(c, "ours", "bound_s"))
+                ours_fwd = sum(res.first(c, "ours")["forward_batches"])
+                base_fwd = sum(res.first(c, "baseline")["forward_batches"])
+                row = {
                     "model": SIZES[size][0], "strategy": STRATEGY_NAMES[strat], "batch": batch,
                     "img_s": batch / t, "ms_step": 1000 * t / steps, "bound_ms_step": 1000 * bound / steps,
-                    "overhead": f"{100 * res.overhead(ours):+.1f}%",
-                    "overhead_wall": f"{100 * res.overhead(ours, 'wall'):+.1f}%",
-                    "fwd": f"{sum(res.first(ours)['forward_batches'])} / {sum(res.first(base)['forward_batches'])}",
-                    "base_img_s": batch / tb, "speedup": f"{res.ratio(base, ours):.2f}x",
-                    "speedup_wall": f"{tb / t:.2f}x",
-                    "base_overhead": f"{100 * res.overhead(base):+.1f}%",
-                    "mem": f"{res.peak(ours):.0f} / {res.peak(base):.0f}",
-                    "mem_ratio": f"{res.peak(ours) / res.peak(base):.3f}",
-                    "live": f"{res.peak(ours, True):.0f} / {res.peak(base, True):.0f}",
-                    "live_ratio": f"{res.peak(ours, True) / res.peak(base, True):.3f}",
-                    **({"syncs": res.first(ours).get("syncs")} if "syncs" in res.first(ours) else {}),
-                })
+                    "overhead": f"{100 * res.overhead(c, 'ours'):+.1f}%",
+                    "overhead_wall": f"{100 * res.overhead(c, 'ours', 'wall'):+.1f}%",
+                    "fwd": f"{ours_fwd} / {base_fwd}", "base_img_s": batch / tb,
+                    "speedup": f"{res.ratio(c, 'baseline', 'ours'):.2f}x",
+                    "speedup_wall": f"{res.ratio(c, 'baseline', 'ours', 'wall'):.2f}x",
+                    "base_overhead": f"{100 * res.overhead(c, 'baseline'):+.1f}%",
+                    "mem": f"{res.peak(c, 'ours'):.0f} / {res.peak(c, 'baseline'):.0f}",
+                    "mem_ratio": f"{res.peak(c, 'ours') / res.peak(c, 'baseline'):.3f}",
+                    "live": f"{res.peak(c, 'ours', 'live'):.0f} / {res.peak(c, 'baseline', 'live'):.0f}",
+                    "live_ratio": f"{res.peak(c, 'ours', 'live') / res.peak(c, 'baseline', 'live'):.3f}",
+                }
+                if "syncs" in res.first(c, "ours"):
+                    row["syncs"] = res.first(c, "ours")["syncs"]
+                rows.append(row)
     return rows
 
 
@@ -278,26 +319,24 @@ MAIN_COLUMNS = [
 
 
 def ablation_rows(args, res: Results) -> list[dict]:
-    size, strat, batch = args.ablation_size, args.ablation_strategy, args.ablation_batch
-    ours = (size, strat, batch, "ours")
+    c = (args.ablation_size, args.ablation_strategy, args.ablation_batch)
     rows = []
     for variant in args.ablations:
-        key = (size, strat, batch, variant)
-        first = res.first(key)
-        rows.append({"variant": variant, "what": ABLATIONS[variant], "s": res.seconds(key),
-                     "vs_ours": f"{res.ratio(key, ours):.3f}", "vs_ours_wall": f"{res.ratio(key, ours, 'wall'):.3f}",
-                     "overhead": f"{100 * res.overhead(key):+.1f}%",
-                     "fwd": sum(first["forward_batches"]), "mem": f"{res.peak(key):.0f}",
-                     "live": f"{res.peak(key, True):.0f}",
+        first = res.first(c, variant)
+        rows.append({"variant": variant, "what": ABLATIONS[variant], "s": res.seconds(c, variant),
+                     "vs_ours": f"{res.ratio(c, variant, 'ours'):.3f}",
+                     "vs_ours_wall": f"{res.ratio(c, variant, 'ours', 'wall'):.3f}",
+                     "overhead": f"{100 * res.overhead(c, variant):+.1f}%",
+                     "fwd": sum(first["forward_batches"]), "mem": f"{res.peak(c, variant):.0f}",
+                     "live": f"{res.peak(c, variant, 'live'):.0f}",
                      "warmup": f"{first['warmup_s']:.1f}" if variant == "ours-compile" else ""})
     return rows
 
 
 ABLATION_COLUMNS = [("variant", "variant"), ("what", "change"), ("s", "s per decode"),
                     ("vs_ours", "time / ours"), ("vs_ours_wall", "(wall clock)"),
-                    ("overhead", "overhead vs own bound"),
-                    ("fwd", "images through the network"), ("mem", "peak MB above start"),
-                    ("live", "live peak MB"), ("warmup", "compile s")]
+                    ("overhead", "overhead vs own bound"), ("fwd", "images through the network"),
+                    ("mem", "peak MB above start"), ("live", "live peak MB"), ("warmup", "compile s")]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -307,8 +346,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--strategies", nargs="+", default=["t8", "cosine"], choices=list(STRATEGY_NAMES))
     p.add_argument("--batches", nargs="+", type=int, default=None,
                    help="batch sizes (default: 1 2 4 on CPU, 8 32 128 on CUDA)")
-    p.add_argument("--reps", type=int, default=2, help="decodes timed per process")
-    p.add_argument("--rounds", type=int, default=1, help="alternations of ours and the baseline")
+    p.add_argument("--reps", type=int, default=2, help="decodes timed per variant and process")
+    p.add_argument("--rounds", type=int, default=1, help="timing processes per configuration")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     p.add_argument("--ablations", nargs="*", default=None, choices=list(ABLATIONS),
                    help="variants for the ablation table (no values: all that apply to the device)")
@@ -316,9 +355,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ablation-strategy", default="t8", choices=list(STRATEGY_NAMES))
     p.add_argument("--ablation-batch", type=int, default=None, help="default: the middle of --batches")
     p.add_argument("--no-main", action="store_true", help="only the ablation table")
-    p.add_argument("--live-memory", action=argparse.BooleanOptionalAction, default=None,
-                   help="also run each configuration once untimed for its live peak memory "
-                        "(default: on CPU; CUDA's peak is live already)")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run each variant once, untimed, in fresh processes for its peak memory")
     p.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
                    help="clock of the ratios: process CPU time (auto on CPU: steady on a shared machine) "
                         "or wall (auto on CUDA)")
@@ -329,21 +367,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     cuda = args.device.startswith("cuda")
     args.batches = args.batches or ([8, 32, 128] if cuda else [1, 2, 4])
     args.ablation_batch = args.ablation_batch or args.batches[len(args.batches) // 2]
-    if args.live_memory is None:
-        args.live_memory = not cuda
     if args.ablations is not None and not args.ablations:
         extra = "ours-fp32" if cuda else "ours-bf16"
         args.ablations = [v for v in ABLATIONS if v not in ("ours-bf16", "ours-fp32")] + [extra]
         args.ablations = sorted(args.ablations, key=list(ABLATIONS).index)
     if args.ablations and "ours" not in args.ablations:
         args.ablations.insert(0, "ours")
+    if args.clock == "auto":
+        args.clock = "wall" if cuda else "cpu"
     return args
-
-
-def clock_for(args) -> str:
-    if args.clock != "auto":
-        return args.clock
-    return "wall" if args.device.startswith("cuda") else "cpu"
 
 
 def main(argv=None) -> None:
@@ -352,25 +384,28 @@ def main(argv=None) -> None:
         report(child(json.loads(args.child)))
         return
     res = Results(args.json)
-    res.clock = clock_for(args)
-    main_keys = [] if args.no_main else [(s, st, b, v) for s in args.sizes for st in args.strategies
-                                         for b in args.batches for v in ("ours", "baseline")]
-    abl_keys = [(args.ablation_size, args.ablation_strategy, args.ablation_batch, v) for v in args.ablations or []]
-    keys = main_keys + [k for k in abl_keys if k not in main_keys]
-    for done in range(args.rounds):
-        for key in keys:
-            if res.count(key) <= done:
-                measure(args, res, key)
-    for key in keys if args.live_memory else []:
-        if not res.count(key + ("live",)):
-            measure(args, res, key, memory_only=True)
+    res.clock = args.clock
+    main_configs = [] if args.no_main else [(s, st, b) for s in args.sizes for st in args.strategies
+                                            for b in args.batches]
+    ablation = (args.ablation_size, args.ablation_strategy, args.ablation_batch)
+    for config in main_configs:
+        run_timing(args, res, config, ["ours", "baseline"], args.rounds)
+    if args.ablations:
+        run_timing(args, res, ablation, args.ablations, args.rounds)
+    for config in main_configs if args.memory else []:
+        for variant in ("ours", "baseline"):
+            run_memory(args, res, config, variant)
+    for variant in args.ablations if args.ablations and args.memory else []:
+        run_memory(args, res, ablation, variant)
     print(f"Machine: {Machine.here(torch.device(args.device)).describe()}")
-    print(f"Sampler, {args.reps} decodes per process x {args.rounds} round(s); times are medians; "
-          f"rates use the wall clock, ratios the {res.clock} clock (the '(wall clock)' columns: the same ratios on the wall clock).\n")
-    if main_keys:
-        print(markdown_table(main_rows(args, res), [c for c in MAIN_COLUMNS if c[0] != "syncs"
-                                                    or args.device.startswith("cuda")]))
-    if abl_keys:
+    print(f"Sampler, {args.reps} decodes per variant and process x {args.rounds} process(es), variants taking "
+          f"turns; times are medians; rates use the wall clock, ratios the {res.clock} clock (the "
+          f"'(wall clock)' columns: the same ratios on the wall clock).\n")
+    if main_configs:
+        cuda = args.device.startswith("cuda")
+        print(markdown_table(main_rows(args, res), [c for c in MAIN_COLUMNS if (c[0] != "syncs" or cuda)
+                                                    and (c[0] not in ("live", "live_ratio") or not cuda)]))
+    if args.ablations:
         print(f"\nAblations at {SIZES[args.ablation_size][0]}, {STRATEGY_NAMES[args.ablation_strategy]}, "
               f"batch {args.ablation_batch}:\n")
         print(markdown_table(ablation_rows(args, res), ABLATION_COLUMNS))
