@@ -38,6 +38,7 @@ VARIANTS = {
     "baseline": "reference style, fp32",
     "ours-manual-attn": "ours without scaled_dot_product_attention",
     "ours-foreach-adamw": "ours with AdamW(foreach=True) (not the default on CPU)",
+    "ours-early-zero-grad": "ours freeing the gradients right after the update, not after the next forward",
     "baseline-bf16": "reference style with bf16 autocast",
 }
 
@@ -53,6 +54,7 @@ class OurTrainer:
     optim: OptimConfig = field(default_factory=OptimConfig)
     amp_dtype: torch.dtype | None = None
     ema_decay: float = 0.9999
+    early_zero_grad: bool = False  # autonat.training clears gradients between the forward and the backward
 
 
 def our_trainer(model: UViT, amp_dtype: torch.dtype | None = None, foreach: bool | None = None) -> OurTrainer:
@@ -77,11 +79,14 @@ def our_train_step(tr: OurTrainer, tokens: torch.Tensor, labels: torch.Tensor, s
     loss = masked_cross_entropy(logits, targets, mask, tr.masking.label_smoothing)
     if not torch.isfinite(loss):
         raise AutonatError(f"loss became {loss.item()} at step {step}")
-    tr.optimizer.zero_grad(set_to_none=True)
+    if not tr.early_zero_grad:
+        tr.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.optim.grad_clip)
     tr.optimizer.step()
     update_ema(tr.ema, tr.model, ema_decay_at(step, tr.ema_decay))
+    if tr.early_zero_grad:
+        tr.optimizer.zero_grad(set_to_none=True)
 
 
 def make_step(variant: str, model: UViT, device: torch.device):
@@ -97,6 +102,7 @@ def make_step(variant: str, model: UViT, device: torch.device):
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     ours = our_trainer(model, torch.bfloat16 if variant == "ours-bf16" else None,
                        foreach=True if variant == "ours-foreach-adamw" else None)
+    ours.early_zero_grad = variant == "ours-early-zero-grad"
     return lambda x, y, i: our_train_step(ours, x, y, i)
 
 
