@@ -38,6 +38,9 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
                         "also faster on CPUs with bf16 instructions, with slightly different samples")
     p.add_argument("--compile", action="store_true",
                    help="run the generator through torch.compile (opt-in; the first batch pays the compilation)")
+    p.add_argument("--cfg-batching", default="auto", choices=("auto", "batched", "split"),
+                   help="guided steps: conditional and unconditional passes as one batch or two passes; "
+                        "auto = batched on CUDA, split on CPU (same speed there, less memory)")
     p.add_argument("--trace", help="also write the canvas after every step, masked tokens grey (.gif or .png)")
     p.add_argument("--trace-samples", type=int, default=4, help="samples shown by --trace (the grid's first)")
 
@@ -69,7 +72,8 @@ def run_sample(args) -> Path:
         raise AutonatError("--per-class must be at least 1")
     pipe.check_labels(classes)
     labels = [c for c in classes for _ in range(args.per_class)]
-    options = pipe.sampler_options(SamplerOptions(order=args.order, grid=tuple(pipe.generator.config.grid)))
+    options = pipe.sampler_options(SamplerOptions(order=args.order, grid=tuple(pipe.generator.config.grid),
+                                                  cfg_batching=getattr(args, "cfg_batching", "auto")))
     if args.trace:
         _write_trace(pipe, strategy, labels[: max(1, args.trace_samples)], args, options)
     images, ys = [], []

@@ -275,10 +275,10 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
             if not torch.isfinite(loss):
                 raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {_last_good(run)}; "
                                    "lower optim.lr, or use mixed_precision=no")
-            opt.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
             opt.step()
+            opt.zero_grad(set_to_none=True)  # free the gradients now, not during the next forward (peak memory)
             update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, cfg.ema_decay))
             tokens_seen += int(mask.numel())
             done = step + 1
@@ -288,6 +288,7 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
                     _append_log(run.log, row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc1']:.3f}", lr=f"{lr:.2e}",
                                 masked=f"{row['masked_frac']:.2f}")
+            del logits, loss  # [B, L, V] logits would otherwise live through the next forward pass
             stopping = _any_process(accelerator, stop.signal is not None)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
                 _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints)

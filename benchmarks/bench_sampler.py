@@ -43,9 +43,10 @@ MODULE = "benchmarks.bench_sampler"
 
 #: Variants of the ablation table: what each one changes relative to ours.
 ABLATIONS = {
-    "ours": "autonat.sampler as shipped (CPU: fp32; CUDA: bf16 autocast, Pipeline's default)",
+    "ours": "autonat.sampler as shipped (CPU: fp32, split CFG passes; CUDA: bf16 autocast, batched CFG passes)",
     "ours-manual-attn": "without scaled_dot_product_attention (attention by hand)",
-    "ours-split-cfg": "without batching: conditional and unconditional as two forward passes",
+    "ours-batched-cfg": "conditional and unconditional rows in one forward pass (cfg_batching='batched'; CUDA's default)",
+    "ours-split-cfg": "conditional and unconditional as two forward passes (cfg_batching='split'; the CPU default)",
     "ours-no-cfg-skip": "without the CFG-zero skip (cfg_zero_threshold=0: the 1e-4 steps run both passes)",
     "ours-no-grad": "torch.no_grad instead of torch.inference_mode",
     "ours-bf16": "plus bf16 autocast (the CUDA default; opt-in on CPU: --precision bf16)",
@@ -67,20 +68,6 @@ class Recorder(nn.Module):
     def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self.calls.append(int(tokens.shape[0]))  # a shape, not a tensor value: no device sync
         return self.inner(tokens, labels)
-
-
-class SplitCfg(nn.Module):
-    """Runs a batched conditional+unconditional call as two calls (undoes the batching)."""
-
-    def __init__(self, inner: nn.Module, batch: int) -> None:
-        super().__init__()
-        self.inner, self.batch = inner, batch
-
-    def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if tokens.shape[0] != 2 * self.batch:
-            return self.inner(tokens, labels)
-        b = self.batch
-        return torch.cat([self.inner(tokens[:b], labels[:b]), self.inner(tokens[b:], labels[b:])])
 
 
 @dataclass
@@ -106,7 +93,9 @@ def make_runner(variant: str, model: nn.Module, strat: Strategy, labels: torch.T
     if variant == "ours-manual-attn":
         net = reference_style(model)
     elif variant == "ours-split-cfg":
-        net = SplitCfg(model, len(labels))
+        options.cfg_batching = "split"
+    elif variant == "ours-batched-cfg":
+        options.cfg_batching = "batched"
     elif variant == "ours-no-cfg-skip":
         options.cfg_zero_threshold = 0.0
     elif variant == "ours-bf16":
@@ -235,8 +224,9 @@ class Results(RunLog):
     def ratio(self, config: tuple, variant: str, other: str, clock: str | None = None) -> float:
         """Median over repetitions of (time of ``variant``) / (time of ``other`` in the same round)."""
         name = "sample_cpu_s" if (clock or self.clock) == "cpu" else "sample_s"
-        pairs = [(a, b) for ra, rb in zip(self.timing(config, variant), self.timing(config, other))
-                 for a, b in zip(ra[name], rb[name])]
+        pairs = [(a, b) for k, runs in self.runs.items() if k[:3] == tuple(config) and k[3].startswith("time:")
+                 and {variant, other} <= set(k[3][5:].split(",")) for r in runs
+                 for a, b in zip(r["variants"][variant][name], r["variants"][other][name])]
         return median([a / b for a, b in pairs])
 
     def overhead(self, config: tuple, variant: str, clock: str | None = None) -> float:
@@ -301,6 +291,10 @@ def main_rows(args, res: Results) -> list[dict]:
                     "live": f"{res.peak(c, 'ours', 'live'):.0f} / {res.peak(c, 'baseline', 'live'):.0f}",
                     "live_ratio": f"{res.peak(c, 'ours', 'live') / res.peak(c, 'baseline', 'live'):.3f}",
                 }
+                other = args.other_precision
+                if other and res.timing(c, other):
+                    row["other_img_s"] = batch / res.seconds(c, other)
+                    row["other_speedup"] = f"{res.ratio(c, 'baseline', other):.2f}x"
                 if "syncs" in res.first(c, "ours"):
                     row["syncs"] = res.first(c, "ours")["syncs"]
                 rows.append(row)
@@ -314,7 +308,8 @@ MAIN_COLUMNS = [
     ("base_img_s", "baseline img/s"), ("speedup", "ours vs baseline"), ("speedup_wall", "(wall clock)"),
     ("base_overhead", "baseline overhead vs its bound"),
     ("mem", "peak MB above start: ours / baseline"), ("mem_ratio", "peak ratio"),
-    ("live", "live peak MB: ours / baseline"), ("live_ratio", "live peak ratio"), ("syncs", "syncs (CUDA)"),
+    ("live", "live peak MB: ours / baseline"), ("live_ratio", "live peak ratio"),
+    ("other_img_s", "OTHER img/s"), ("other_speedup", "OTHER vs baseline"), ("syncs", "syncs (CUDA)"),
 ]
 
 
@@ -355,6 +350,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ablation-strategy", default="t8", choices=list(STRATEGY_NAMES))
     p.add_argument("--ablation-batch", type=int, default=None, help="default: the middle of --batches")
     p.add_argument("--no-main", action="store_true", help="only the ablation table")
+    p.add_argument("--other-precision", action=argparse.BooleanOptionalAction, default=True,
+                   help="the main table also times ours in the device's other precision (bf16 on CPU, "
+                        "fp32 on CUDA) against the same baseline")
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                    help="also run each variant once, untimed, in fresh processes for its peak memory")
     p.add_argument("--clock", default="auto", choices=("auto", "cpu", "wall"),
@@ -367,9 +365,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     cuda = args.device.startswith("cuda")
     args.batches = args.batches or ([8, 32, 128] if cuda else [1, 2, 4])
     args.ablation_batch = args.ablation_batch or args.batches[len(args.batches) // 2]
+    args.other_precision = ("ours-fp32" if cuda else "ours-bf16") if args.other_precision else None
     if args.ablations is not None and not args.ablations:
-        extra = "ours-fp32" if cuda else "ours-bf16"
-        args.ablations = [v for v in ABLATIONS if v not in ("ours-bf16", "ours-fp32")] + [extra]
+        # each variant changes one thing from the device's default, so the other precision and the
+        # other CFG batching apply
+        extra = ["ours-fp32", "ours-split-cfg"] if cuda else ["ours-bf16", "ours-batched-cfg"]
+        device_specific = ("ours-bf16", "ours-fp32", "ours-split-cfg", "ours-batched-cfg")
+        args.ablations = [v for v in ABLATIONS if v not in device_specific] + extra
         args.ablations = sorted(args.ablations, key=list(ABLATIONS).index)
     if args.ablations and "ours" not in args.ablations:
         args.ablations.insert(0, "ours")
@@ -388,8 +390,9 @@ def main(argv=None) -> None:
     main_configs = [] if args.no_main else [(s, st, b) for s in args.sizes for st in args.strategies
                                             for b in args.batches]
     ablation = (args.ablation_size, args.ablation_strategy, args.ablation_batch)
+    main_variants = ["ours", "baseline"] + ([args.other_precision] if args.other_precision else [])
     for config in main_configs:
-        run_timing(args, res, config, ["ours", "baseline"], args.rounds)
+        run_timing(args, res, config, main_variants, args.rounds)
     if args.ablations:
         run_timing(args, res, ablation, args.ablations, args.rounds)
     for config in main_configs if args.memory else []:
@@ -403,8 +406,11 @@ def main(argv=None) -> None:
           f"'(wall clock)' columns: the same ratios on the wall clock).\n")
     if main_configs:
         cuda = args.device.startswith("cuda")
-        print(markdown_table(main_rows(args, res), [c for c in MAIN_COLUMNS if (c[0] != "syncs" or cuda)
-                                                    and (c[0] not in ("live", "live_ratio") or not cuda)]))
+        other = {"ours-bf16": "ours bf16", "ours-fp32": "ours fp32"}.get(args.other_precision, "")
+        columns = [(k, h.replace("OTHER", other)) for k, h in MAIN_COLUMNS
+                   if (k != "syncs" or cuda) and (k not in ("live", "live_ratio") or not cuda)
+                   and (other or not k.startswith("other"))]
+        print(markdown_table(main_rows(args, res), columns))
     if args.ablations:
         print(f"\nAblations at {SIZES[args.ablation_size][0]}, {STRATEGY_NAMES[args.ablation_strategy]}, "
               f"batch {args.ablation_batch}:\n")

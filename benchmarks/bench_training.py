@@ -38,7 +38,8 @@ VARIANTS = {
     "baseline": "reference style, fp32",
     "ours-manual-attn": "ours without scaled_dot_product_attention",
     "ours-foreach-adamw": "ours with AdamW(foreach=True) (not the default on CPU)",
-    "ours-early-zero-grad": "ours freeing the gradients right after the update, not after the next forward",
+    "ours-fused-adamw": "ours with AdamW(fused=True)",
+    "ours-late-zero-grad": "ours clearing the gradients after the next forward, not right after the update",
     "baseline-bf16": "reference style with bf16 autocast",
 }
 
@@ -54,14 +55,15 @@ class OurTrainer:
     optim: OptimConfig = field(default_factory=OptimConfig)
     amp_dtype: torch.dtype | None = None
     ema_decay: float = 0.9999
-    early_zero_grad: bool = False  # autonat.training clears gradients between the forward and the backward
+    late_zero_grad: bool = False  # autonat.training clears the gradients right after the update
 
 
-def our_trainer(model: UViT, amp_dtype: torch.dtype | None = None, foreach: bool | None = None) -> OurTrainer:
+def our_trainer(model: UViT, amp_dtype: torch.dtype | None = None, foreach: bool | None = None,
+                fused: bool | None = None) -> OurTrainer:
     optim = OptimConfig()
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay,
-                            foreach=foreach)
+                            foreach=foreach, fused=fused)
     return OurTrainer(model, ema, opt, optim=optim, amp_dtype=amp_dtype)
 
 
@@ -79,14 +81,14 @@ def our_train_step(tr: OurTrainer, tokens: torch.Tensor, labels: torch.Tensor, s
     loss = masked_cross_entropy(logits, targets, mask, tr.masking.label_smoothing)
     if not torch.isfinite(loss):
         raise AutonatError(f"loss became {loss.item()} at step {step}")
-    if not tr.early_zero_grad:
+    if tr.late_zero_grad:
         tr.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.optim.grad_clip)
     tr.optimizer.step()
-    update_ema(tr.ema, tr.model, ema_decay_at(step, tr.ema_decay))
-    if tr.early_zero_grad:
+    if not tr.late_zero_grad:
         tr.optimizer.zero_grad(set_to_none=True)
+    update_ema(tr.ema, tr.model, ema_decay_at(step, tr.ema_decay))
 
 
 def make_step(variant: str, model: UViT, device: torch.device):
@@ -101,8 +103,9 @@ def make_step(variant: str, model: UViT, device: torch.device):
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     ours = our_trainer(model, torch.bfloat16 if variant == "ours-bf16" else None,
-                       foreach=True if variant == "ours-foreach-adamw" else None)
-    ours.early_zero_grad = variant == "ours-early-zero-grad"
+                       foreach=True if variant == "ours-foreach-adamw" else None,
+                       fused=True if variant == "ours-fused-adamw" else None)
+    ours.late_zero_grad = variant == "ours-late-zero-grad"
     return lambda x, y, i: our_train_step(ours, x, y, i)
 
 

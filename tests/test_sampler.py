@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from autonat.errors import AutonatError
 from autonat.sampler import SamplerOptions, decode, guided_logits, make_generators, sample_seeds, sample_tokens
 from autonat.strategy import Strategy, maskgit_cosine
 
@@ -32,10 +33,20 @@ def test_cfg_formula(tiny_model, tiny_config):
     with torch.no_grad():
         cond = tiny_model(tokens, labels)
         uncond = tiny_model(tokens, torch.full_like(labels, tiny_config.null_class))
-        got = guided_logits(tiny_model, tokens, labels, 2.5, tiny_config.null_class, SamplerOptions())
+        got = {mode: guided_logits(tiny_model, tokens, labels, 2.5, tiny_config.null_class,
+                                   SamplerOptions(cfg_batching=mode)) for mode in ("batched", "split")}
         below = guided_logits(tiny_model, tokens, labels, 1e-4, tiny_config.null_class, SamplerOptions())
-    assert torch.allclose(got, cond + 2.5 * (cond - uncond), atol=1e-5)
+    for mode, logits in got.items():
+        assert torch.allclose(logits, cond + 2.5 * (cond - uncond), atol=1e-5), mode
     assert torch.allclose(below, cond, atol=1e-6)  # scales under the threshold skip the unconditional pass
+
+
+def test_cfg_batching_by_device_and_bad_names_refused():
+    assert SamplerOptions().batches_cfg(torch.device("cuda")) and not SamplerOptions().batches_cfg(torch.device("cpu"))
+    assert SamplerOptions(cfg_batching="batched").batches_cfg(torch.device("cpu"))
+    assert not SamplerOptions(cfg_batching="split").batches_cfg(torch.device("cuda"))
+    with pytest.raises(AutonatError, match="cfg_batching"):
+        SamplerOptions(cfg_batching="both")
 
 
 def test_temperature_zero_is_deterministic_greedy(tiny_model, tiny_config):
