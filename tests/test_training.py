@@ -94,3 +94,16 @@ def test_two_process_accelerate_launch(tmp_path):
     assert gen.meta["training"]["num_processes"] == 2
     assert len(_losses(tmp_path / "run")) == 3
     assert all(torch.isfinite(p).all() for p in gen.model.parameters())
+
+
+def test_mixed_precision_auto_is_full_precision_without_cuda_and_bad_names_refused(monkeypatch):
+    from autonat.training import resolve_mixed_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_mixed_precision("auto") == "no"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_mixed_precision("auto") == "bf16"
+    assert resolve_mixed_precision("fp16") == "fp16"
+    with pytest.raises(AutonatError, match="mixed_precision"):
+        resolve_mixed_precision("half")
