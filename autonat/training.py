@@ -293,20 +293,22 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
             if not torch.isfinite(loss):
                 raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {_last_good(run)}; "
                                    "lower optim.lr, or use mixed_precision=no")
+            done = step + 1
+            logs = done % cfg.log_every == 0 or done == cfg.steps
+            stats = _step_stats(loss, logits, targets, mask) if logs else None
+            del logits  # the [B, L, V] logits are not needed past the loss: free them before the update (peak memory)
             accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)  # free the gradients now, not during the next forward (peak memory)
             update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, cfg.ema_decay))
             tokens_seen += int(mask.numel())
-            done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                row = _log_row(accelerator, done, loss, logits, targets, mask, lr, grad_norm, t0, tokens_seen)
+            if logs:
+                row = _log_row(accelerator, done, stats, lr, grad_norm, t0, tokens_seen)
                 if accelerator.is_main_process:
                     _append_log(run.log, row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc1']:.3f}", lr=f"{lr:.2e}",
                                 masked=f"{row['masked_frac']:.2f}")
-            del logits, loss  # [B, L, V] logits would otherwise live through the next forward pass
             stopping = _any_process(accelerator, stop.signal is not None)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
                 _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints)
@@ -357,10 +359,15 @@ def _check_cache(cache: TokenCache, config: UViTConfig) -> None:
         raise AutonatError(f"token cache labels out of range [0, {config.num_classes})")
 
 
-def _log_row(accelerator, step, loss, logits, targets, mask, lr, grad_norm, t0, tokens_seen) -> dict:
+def _step_stats(loss, logits, targets, mask) -> torch.Tensor:
+    """Loss, masked-token top-1 / top-5 accuracy and masked fraction of this process's batch."""
     with torch.no_grad():
-        stats = torch.stack([loss.detach().float(), masked_accuracy(logits, targets, mask, 1),
-                             masked_accuracy(logits, targets, mask, 5), mask.float().mean()])
+        return torch.stack([loss.detach().float(), masked_accuracy(logits, targets, mask, 1),
+                            masked_accuracy(logits, targets, mask, 5), mask.float().mean()])
+
+
+def _log_row(accelerator, step, stats, lr, grad_norm, t0, tokens_seen) -> dict:
+    with torch.no_grad():
         stats = accelerator.reduce(stats, reduction="mean")
     elapsed = time.time() - t0
     return {"step": step, "loss": float(stats[0]), "acc1": float(stats[1]), "acc5": float(stats[2]),

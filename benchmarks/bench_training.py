@@ -79,6 +79,7 @@ def our_train_step(tr: OurTrainer, tokens: torch.Tensor, labels: torch.Tensor, s
     with torch.autocast(device.type, dtype=tr.amp_dtype or torch.bfloat16, enabled=tr.amp_dtype is not None):
         logits = tr.model(inputs, batch.labels.to(device))
     loss = masked_cross_entropy(logits, targets, mask, tr.masking.label_smoothing)
+    del logits  # as autonat.training: the logits are not held through the update
     if not torch.isfinite(loss):
         raise AutonatError(f"loss became {loss.item()} at step {step}")
     if tr.late_zero_grad:
