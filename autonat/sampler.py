@@ -47,8 +47,9 @@ class SamplerOptions:
     cfg_batching: how a guided step gets its two sets of logits: ``"batched"``
         (one forward pass over ``2B`` rows: on CUDA the larger batch fills the
         device better), ``"split"`` (a conditional and an unconditional pass
-        of ``B`` rows: on a CPU this is as fast to within 2% and keeps the
-        activations, dominated by U-ViT's long skips, those of ``B`` rows) or
+        of ``B`` rows: on a CPU this is about as fast at the AutoNAT shapes,
+        faster for small models, and keeps the activations, dominated by
+        U-ViT's long skips, those of ``B`` rows) or
         ``"auto"`` (batched on CUDA, split elsewhere; see docs/benchmarks.md).
         Both give the same logits up to float rounding.
     """

@@ -8,6 +8,8 @@ imported; ``taming.models.vqgan`` does not import with current Lightning.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -100,7 +102,8 @@ class VQGAN(GridTokenizer):
         self.config = config
         dd = config.ddconfig()
         self.encoder = Encoder(**dd)
-        self.decoder = Decoder(**dd)
+        with contextlib.redirect_stdout(io.StringIO()):  # taming's Decoder prints its latent shape
+            self.decoder = Decoder(**dd)
         self.quantize = Quantizer(config.n_embed, config.embed_dim)
         self.quant_conv = nn.Conv2d(config.z_channels, config.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
