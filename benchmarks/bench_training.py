@@ -33,12 +33,12 @@ from .workloads import SIZES, build_model, sample_labels
 MODULE = "benchmarks.bench_training"
 
 VARIANTS = {
-    "ours": "autonat.training step, fp32 (mixed_precision: no, the default)",
-    "ours-bf16": "autonat.training step with bf16 autocast (mixed_precision: bf16)",
+    "ours": "autonat.training step, fp32 (mixed_precision: auto on a CPU)",
+    "ours-bf16": "autonat.training step with bf16 autocast (mixed_precision: auto on CUDA, or bf16)",
     "baseline": "reference style, fp32",
     "ours-manual-attn": "ours without scaled_dot_product_attention",
-    "ours-foreach-adamw": "ours with AdamW(foreach=True) (not the default on CPU)",
-    "ours-fused-adamw": "ours with AdamW(fused=True)",
+    "ours-foreach-adamw": "ours with AdamW(foreach=True), not fused",
+    "ours-loop-adamw": "ours with PyTorch's default AdamW (a loop over parameters on CPU), not fused",
     "ours-late-zero-grad": "ours clearing the gradients after the next forward, not right after the update",
     "baseline-bf16": "reference style with bf16 autocast",
 }
@@ -105,7 +105,7 @@ def make_step(variant: str, model: UViT, device: torch.device):
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     ours = our_trainer(model, torch.bfloat16 if variant == "ours-bf16" else None,
                        foreach=True if variant == "ours-foreach-adamw" else None,
-                       fused=True if variant == "ours-fused-adamw" else None)
+                       fused=None if variant in ("ours-foreach-adamw", "ours-loop-adamw") else True)
     ours.late_zero_grad = variant == "ours-late-zero-grad"
     return lambda x, y, i: our_train_step(ours, x, y, i)
 
