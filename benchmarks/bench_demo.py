@@ -1,6 +1,6 @@
 """Sampling throughput of the shipped demo model: images/s, tokens and decoding to pixels.
 
-The demo generator (tiny U-ViT, 7x7 tokens) with the MaskGIT cosine heuristic
+The demo generator (tiny U-ViT, 8x8 tokens) with the MaskGIT cosine heuristic
 (no guidance: one pass per step) and the default strategy (AutoNAT's
 initialisation: guided steps need a conditional and an unconditional pass),
 each in both CFG batching modes.
