@@ -10,7 +10,7 @@ import torch
 from .errors import AutonatError
 from .outputs import save_grid, save_npz, save_pngs
 from .order import ORDERS
-from .sampler import SamplerOptions
+from .sampler import CFG_BATCHING, SamplerOptions
 
 
 def add_sample_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
                         "also faster on CPUs with bf16 instructions, with slightly different samples")
     p.add_argument("--compile", action="store_true",
                    help="run the generator through torch.compile (opt-in; the first batch pays the compilation)")
-    p.add_argument("--cfg-batching", default="auto", choices=("auto", "batched", "split"),
+    p.add_argument("--cfg-batching", default="auto", choices=CFG_BATCHING,
                    help="guided steps: conditional and unconditional passes as one batch or two passes; "
                         "auto = batched on CUDA, split on CPU (same speed there, less memory)")
     p.add_argument("--trace", help="also write the canvas after every step, masked tokens grey (.gif or .png)")

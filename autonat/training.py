@@ -249,7 +249,7 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
     torch.manual_seed(cfg.seed)
     model = UViT(recipe.model)
     ema = copy.deepcopy(model).requires_grad_(False)
-    # fused: the whole update in one kernel instead of a dozen per parameter (same maths; ~4% of an
+    # fused: the whole update in one kernel instead of a dozen per parameter (same maths; ~2% of an
     # AutoNAT-S step on CPU, see docs/benchmarks.md)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
                             weight_decay=recipe.optim.weight_decay, fused=True)

@@ -210,30 +210,36 @@ class Results(RunLog):
 
     clock = "wall"
 
-    def timing(self, config: tuple, variant: str) -> list[dict]:
-        return [r["variants"][variant] for k, runs in self.runs.items()
-                if k[:3] == tuple(config) and k[3].startswith("time:") and variant in k[3][5:].split(",")
+    def _field(self, name: str, clock: str | None) -> str:
+        """The report field of ``name`` (``sample`` or ``bound``) on ``clock`` (default: ``self.clock``)."""
+        return f"{name}_cpu_s" if (clock or self.clock) == "cpu" else f"{name}_s"
+
+    def _timing_runs(self, config: tuple, *variants: str) -> list[dict]:
+        """Timing processes of ``config`` that timed all of ``variants`` (taking turns)."""
+        return [r["variants"] for k, runs in self.runs.items()
+                if k[:3] == tuple(config) and k[3].startswith("time:") and set(variants) <= set(k[3][5:].split(","))
                 for r in runs]
+
+    def timing(self, config: tuple, variant: str) -> list[dict]:
+        return [r[variant] for r in self._timing_runs(config, variant)]
 
     def pooled(self, config: tuple, variant: str, name: str) -> list[float]:
         return [v for r in self.timing(config, variant) for v in r[name]]
 
     def seconds(self, config: tuple, variant: str, clock: str = "wall") -> float:
-        return median(self.pooled(config, variant, "sample_cpu_s" if clock == "cpu" else "sample_s"))
+        return median(self.pooled(config, variant, self._field("sample", clock)))
 
     def ratio(self, config: tuple, variant: str, other: str, clock: str | None = None) -> float:
         """Median over repetitions of (time of ``variant``) / (time of ``other`` in the same round)."""
-        name = "sample_cpu_s" if (clock or self.clock) == "cpu" else "sample_s"
-        pairs = [(a, b) for k, runs in self.runs.items() if k[:3] == tuple(config) and k[3].startswith("time:")
-                 and {variant, other} <= set(k[3][5:].split(",")) for r in runs
-                 for a, b in zip(r["variants"][variant][name], r["variants"][other][name])]
+        name = self._field("sample", clock)
+        pairs = [(a, b) for r in self._timing_runs(config, variant, other)
+                 for a, b in zip(r[variant][name], r[other][name])]
         return median([a / b for a, b in pairs])
 
     def overhead(self, config: tuple, variant: str, clock: str | None = None) -> float:
         """Median over repetitions of decode / its own forward passes, minus 1."""
-        cpu = (clock or self.clock) == "cpu"
-        pairs = zip(self.pooled(config, variant, "sample_cpu_s" if cpu else "sample_s"),
-                    self.pooled(config, variant, "bound_cpu_s" if cpu else "bound_s"))
+        pairs = zip(self.pooled(config, variant, self._field("sample", clock)),
+                    self.pooled(config, variant, self._field("bound", clock)))
         return median([s / b - 1 for s, b in pairs])
 
     def first(self, config: tuple, variant: str) -> dict:
