@@ -48,6 +48,17 @@ class Generator:
         raise AutonatError(f"tokenizer {recorded} of checkpoint {self.path} not found; pass --tokenizer PATH")
 
 
+KIND = "generator"
+
+
+def is_generator_checkpoint(path: str | Path) -> bool:
+    """True if ``path`` holds a generator checkpoint (also one written before output markers)."""
+    try:
+        return json.loads((Path(path) / CONFIG_FILE).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def save_generator(path: str | Path, model: torch.nn.Module, config: UViTConfig, tokenizer: dict,
                    meta: dict | None = None) -> None:
     """Write a checkpoint directory atomically (a crash never leaves half of one)."""
@@ -56,7 +67,7 @@ def save_generator(path: str | Path, model: torch.nn.Module, config: UViTConfig,
     info = {"format": FORMAT, "version": 1, "model": to_plain(config), "tokenizer": to_plain(tokenizer),
             **to_plain(meta or {})}
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, KIND, is_generator_checkpoint) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(info, indent=2))
 

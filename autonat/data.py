@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, check_output_dir
 from .errors import AutonatError
 
 DEMO_NAME = "mnist-demo"
@@ -116,11 +116,25 @@ class TokenCache:
         return len(self.labels)
 
 
+CACHE_KIND = "token-cache"
+CACHE_FILES = ("tokens.npy", "labels.npy", "meta.json")
+
+
+def is_token_cache(path: str | Path) -> bool:
+    """True if ``path`` holds a token cache's files (also one written before output markers)."""
+    return all((Path(path) / name).is_file() for name in CACHE_FILES)
+
+
+def check_cache_output(path: str | Path) -> Path:
+    """Refuse, before any work, an ``--out`` where writing a token cache would lose a user's files."""
+    return check_output_dir(path, CACHE_KIND, is_token_cache)
+
+
 def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, meta: dict) -> None:
-    """Write a token cache directory atomically (it replaces any old one only when complete)."""
+    """Write a token cache directory atomically (it replaces only an earlier cache, and only when complete)."""
     tokens = tokens.reshape(len(tokens), -1)
     dtype = np.uint16 if meta["codebook_size"] <= np.iinfo(np.uint16).max + 1 else np.int32
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, CACHE_KIND, is_token_cache) as tmp:
         np.save(tmp / "tokens.npy", tokens.astype(dtype))
         np.save(tmp / "labels.npy", labels.astype(np.int64))
         (tmp / "meta.json").write_text(json.dumps({**meta, "num_items": int(len(labels))}, indent=2))
@@ -129,7 +143,7 @@ def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, 
 def read_token_cache(path: str | Path) -> TokenCache:
     """Open a token cache written by :func:`write_token_cache` (tokens memory-mapped)."""
     path = Path(path)
-    for name in ("tokens.npy", "labels.npy", "meta.json"):
+    for name in CACHE_FILES:
         if not (path / name).exists():
             raise AutonatError(f"{path} is not a token cache: {name} is missing (write one with `autonat tokenize`)")
     try:

@@ -161,6 +161,17 @@ def train_digit_classifier(config: DigitTrainConfig) -> tuple[DigitNet, dict]:
 
 
 # --------------------------------------------------------------------------- files
+KIND = "digit-classifier"
+
+
+def is_digit_classifier_dir(path: str | Path) -> bool:
+    """True if ``path`` holds digit-classifier weights (also ones written before output markers)."""
+    try:
+        return json.loads((Path(path) / INFO_FILE).read_text()).get("format") == "autonat-digit-classifier"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def save_digit_classifier(model: DigitNet, out_dir: str | Path, config: DigitTrainConfig, report: dict) -> None:
     """Write ``model.safetensors`` and ``info.json`` atomically into ``out_dir``."""
     from safetensors.torch import save_file
@@ -168,7 +179,7 @@ def save_digit_classifier(model: DigitNet, out_dir: str | Path, config: DigitTra
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     info = {"format": "autonat-digit-classifier", "version": 1, "net": asdict(model.config),
             "train": {**asdict(config), "split": "demo train"}, "report": report}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, KIND, is_digit_classifier_dir) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 

@@ -168,9 +168,13 @@ def run_fid_stats(args) -> None:
 def run_train_digit_classifier(args) -> None:
     from .digit_classifier import ASSET_DIR, DigitTrainConfig, save_digit_classifier, train_digit_classifier
 
+    from .atomic import check_output_dir
+    from .digit_classifier import KIND, is_digit_classifier_dir
+
+    out = args.out or ASSET_DIR
+    check_output_dir(out, KIND, is_digit_classifier_dir)
     config = DigitTrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
     model, report = train_digit_classifier(config)
-    out = args.out or ASSET_DIR
     save_digit_classifier(model, out, config, report)
     print(f"held-out accuracy {report['heldout_accuracy']:.4f} on {report['heldout_images']} digits "
           f"(train {report['train_accuracy']:.4f}); weights written to {out}")

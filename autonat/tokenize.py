@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .data import open_dataset, write_token_cache
+from .data import check_cache_output, open_dataset, write_token_cache
 from .errors import AutonatError
 from .tokenizer import fingerprint, load_tokenizer
 
@@ -32,6 +32,7 @@ def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, i
     Unreadable images are skipped and counted in the cache's ``meta.json``
     (``skipped_images``, ``skipped_files``), or an error with ``strict_images``.
     """
+    check_cache_output(out)
     tokenizer = load_tokenizer(tokenizer_path, tokenizer_config, device=device)
     size = image_size or tokenizer.image_size
     dataset = open_dataset(source, size, split=split, strict=strict_images)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, check_output_dir
 from .tokenizer import TOKENIZER_FILE, WEIGHTS_FILE
 from .vqgan import VQGAN, VQGANConfig
 
@@ -98,6 +98,7 @@ def _restart_dead_codes(model: VQGAN, feats: torch.Tensor, usage: torch.Tensor) 
 def train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str | Path,
                     heldout: Dataset | None = None, device: str = "cpu") -> TokenizerReport:
     """Train a VQGAN on ``train`` and save it to ``out_dir``; report on ``heldout``."""
+    check_tokenizer_output(out_dir)
     torch.manual_seed(config.seed)
     images = _stack(train).to(device)
     model = VQGAN(config.vqgan).to(device)
@@ -136,12 +137,25 @@ def train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str |
     return report
 
 
+KIND = "tokenizer"
+
+
+def is_tokenizer_dir(path: str | Path) -> bool:
+    """True if ``path`` holds a tokenizer written by this toolkit (also one written before output markers)."""
+    return (Path(path) / TOKENIZER_FILE).is_file() and (Path(path) / WEIGHTS_FILE).is_file()
+
+
+def check_tokenizer_output(path: str | Path) -> Path:
+    """Refuse, before any work, an ``--out`` where writing a tokenizer would lose a user's files."""
+    return check_output_dir(path, KIND, is_tokenizer_dir)
+
+
 def save_tokenizer(model: VQGAN, out_dir: str | Path, extra: dict | None = None) -> None:
     """Write ``tokenizer.json`` and ``model.safetensors`` atomically into ``out_dir``."""
     from safetensors.torch import save_file
 
     meta = {"kind": model.kind, "config": _json_ready(model.config.to_dict()), **(extra or {})}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, KIND, is_tokenizer_dir) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / TOKENIZER_FILE).write_text(json.dumps(meta, indent=2))
