@@ -11,18 +11,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .errors import AutonatError
+from autonat import ASSETS
+from autonat.errors import AutonatError
 
-ASSETS = Path(__file__).parent / "assets" / "demo"
-DEMO_CHECKPOINT = ASSETS / "generator"
-DEMO_TOKENIZER = ASSETS / "tokenizer"
-DEMO_STRATEGY = ASSETS / "strategy_T8.yaml"  # found by `autonat search generation` on the demo model
+DEMO_ASSETS = ASSETS / "demo"
+DEMO_CHECKPOINT = DEMO_ASSETS / "generator"
+DEMO_TOKENIZER = DEMO_ASSETS / "tokenizer"
+DEMO_STRATEGY = DEMO_ASSETS / "strategy_T8.yaml"  # found by `autonat search generation` on the demo model
 DEMO_STEPS = 8
 
 
 def default_strategy():
     """The demo's default strategy: the searched one when shipped, else AutoNAT's initialisation."""
-    from .strategy import autonat_init, load_strategy
+    from autonat.strategy.core import autonat_init
+    from autonat.strategy.files import load_strategy
 
     return load_strategy(DEMO_STRATEGY) if DEMO_STRATEGY.exists() else autonat_init(DEMO_STEPS)
 
@@ -30,12 +32,12 @@ def default_strategy():
 def run_demo(args) -> Path:
     import torch
 
-    from .generate import Pipeline
-    from .outputs import save_grid
-    from .strategy import maskgit_cosine
+    from autonat.sampling.outputs import save_grid
+    from autonat.sampling.pipeline import Pipeline
+    from autonat.strategy.core import maskgit_cosine
 
     if not (DEMO_CHECKPOINT / "config.json").exists():
-        raise AutonatError(f"the demo weights are missing from {ASSETS}; reinstall autonat from a full checkout")
+        raise AutonatError(f"the demo weights are missing from {DEMO_ASSETS}; reinstall autonat from a full checkout")
     pipe = Pipeline.load(DEMO_CHECKPOINT, DEMO_TOKENIZER)
     strategy = default_strategy()
     per_class = 10
@@ -56,7 +58,7 @@ def run_demo(args) -> Path:
 
 
 def _print_scores(pipe, strategies: dict, n: int, seed: int) -> None:
-    from .evaluation import evaluate_demo
+    from autonat.evaluation.metrics import evaluate_demo
 
     print(f"FID / IS against the 500 held-out digits (digit-classifier features, N={n}, seed {seed}, "
           f"{DEMO_STEPS} steps):")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .atomic import atomic_path
+from autonat.io.atomic import atomic_path
 
 
 def _pyplot():

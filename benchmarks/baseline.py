@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autonat.model import UViT
-from autonat.strategy import Strategy
+from autonat.generator.uvit import UViT
+from autonat.strategy.core import Strategy
 
 
 class ManualAttention(nn.Module):

@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 from autonat.demo import DEMO_CHECKPOINT
-from autonat.generate import Pipeline
-from autonat.sampler import SamplerOptions
-from autonat.strategy import autonat_init, maskgit_cosine
+from autonat.sampling.pipeline import Pipeline
+from autonat.sampling.sampler import SamplerOptions
+from autonat.strategy.core import autonat_init, maskgit_cosine
 
 from .measure import Machine, markdown_table
 

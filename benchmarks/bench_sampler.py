@@ -30,14 +30,38 @@ from typing import Callable
 import torch
 from torch import nn
 
-from autonat.generate import autocast_dtype
-from autonat.sampler import SamplerOptions, decode, make_generators, sample_seeds, sample_tokens
-from autonat.strategy import Strategy
+from autonat.sampling.pipeline import autocast_dtype
+from autonat.sampling.sampler import (
+    SamplerOptions,
+    decode,
+    make_generators,
+    sample_seeds,
+    sample_tokens,
+)
+from autonat.strategy.core import Strategy
 
 from .baseline import baseline_sample, reference_style
-from .measure import (LIVE_MEMORY_ENV, Machine, RunLog, current_memory_mb, markdown_table, median,
-                      peak_memory_mb, progress, report, run_child, timed)
-from .workloads import SIZES, STRATEGY_NAMES, build_model, model_config, sample_labels, strategy
+from .measure import (
+    LIVE_MEMORY_ENV,
+    Machine,
+    RunLog,
+    current_memory_mb,
+    markdown_table,
+    median,
+    peak_memory_mb,
+    progress,
+    report,
+    run_child,
+    timed,
+)
+from .workloads import (
+    SIZES,
+    STRATEGY_NAMES,
+    build_model,
+    model_config,
+    sample_labels,
+    strategy,
+)
 
 MODULE = "benchmarks.bench_sampler"
 

@@ -15,9 +15,19 @@ import json
 
 import torch
 
-from autonat.maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANConfig
+from autonat.tokenizers.maskgit import MaskGITVQGAN, MaskGITVQGANConfig
 
-from .measure import Machine, current_memory_mb, markdown_table, median, peak_memory_mb, progress, report, run_child, timed
+from .measure import (
+    Machine,
+    current_memory_mb,
+    markdown_table,
+    median,
+    peak_memory_mb,
+    progress,
+    report,
+    run_child,
+    timed,
+)
 
 MODULE = "benchmarks.bench_tokenizer"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}

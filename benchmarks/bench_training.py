@@ -21,13 +21,35 @@ from dataclasses import dataclass, field
 import torch
 
 from autonat.errors import AutonatError
-from autonat.masking import MaskingConfig, mask_batch, masked_cross_entropy
-from autonat.model import UViT
-from autonat.training import OptimConfig, ema_decay_at, learning_rate, step_generator, update_ema
+from autonat.generator.uvit import UViT
+from autonat.training.loop import (
+    ema_decay_at,
+    learning_rate,
+    step_generator,
+    update_ema,
+)
+from autonat.training.masking import MaskingConfig, mask_batch, masked_cross_entropy
+from autonat.training.recipe import OptimConfig
 
-from .baseline import BaselineTrainer, baseline_train_step, baseline_trainer, reference_style
-from .measure import (LIVE_MEMORY_ENV, Machine, RunLog, current_memory_mb, markdown_table, median, peak_memory_mb, progress,
-                      report, run_child, timed)
+from .baseline import (
+    BaselineTrainer,
+    baseline_train_step,
+    baseline_trainer,
+    reference_style,
+)
+from .measure import (
+    LIVE_MEMORY_ENV,
+    Machine,
+    RunLog,
+    current_memory_mb,
+    markdown_table,
+    median,
+    peak_memory_mb,
+    progress,
+    report,
+    run_child,
+    timed,
+)
 from .workloads import SIZES, build_model, sample_labels
 
 MODULE = "benchmarks.bench_training"

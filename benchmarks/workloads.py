@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from autonat.model import UViT, UViTConfig, named_config
-from autonat.strategy import Strategy, maskgit_cosine
+from autonat.generator.uvit import UViT, UViTConfig, named_config
+from autonat.strategy.core import Strategy, maskgit_cosine
 
 SIZES = {
     "s": ("AutoNAT-S", "autonat-s"),

@@ -12,14 +12,14 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 @pytest.fixture
 def tiny_config():
-    from autonat.model import UViTConfig
+    from autonat.generator.uvit import UViTConfig
 
     return UViTConfig(codebook_size=16, grid=(4, 4), num_classes=3, width=32, depth=2, num_heads=2, dropout=0.0)
 
 
 @pytest.fixture
 def tiny_model(tiny_config):
-    from autonat.model import UViT
+    from autonat.generator.uvit import UViT
 
     torch.manual_seed(0)
     return UViT(tiny_config).eval()
@@ -27,7 +27,7 @@ def tiny_model(tiny_config):
 
 @pytest.fixture
 def tiny_vqgan_config():
-    from autonat.vqgan import VQGANConfig
+    from autonat.tokenizers.taming import VQGANConfig
 
     return VQGANConfig(n_embed=16, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1,
                        attn_resolutions=(), resolution=8, z_channels=8)

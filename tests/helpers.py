@@ -8,7 +8,7 @@ import numpy as np
 
 def write_tiny_cache(path: Path, n: int = 96, grid=(4, 4), codebook: int = 16, classes: int = 3) -> Path:
     """A token cache whose tokens depend on the class (so a model can learn it)."""
-    from autonat.data import write_token_cache
+    from autonat.data.token_cache import write_token_cache
 
     rng = np.random.default_rng(0)
     labels = np.arange(n) % classes
@@ -38,8 +38,8 @@ def write_tiny_tokenizer(path: Path) -> Path:
     """A random-weight 16-code tokenizer for 8x8 images (4x4 tokens)."""
     import torch
 
-    from autonat.tokenizer_training import save_tokenizer
-    from autonat.vqgan import VQGAN, VQGANConfig
+    from autonat.tokenizers.taming import VQGAN, VQGANConfig
+    from autonat.tokenizers.training import save_tokenizer
 
     torch.manual_seed(0)
     vq = VQGANConfig(n_embed=16, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
@@ -52,9 +52,9 @@ def write_tiny_generator(root: Path) -> Path:
     """A random-weight 3-class generator with its tokenizer under ``root``; returns the checkpoint."""
     import torch
 
-    from autonat.checkpoint import save_generator
-    from autonat.model import UViT, UViTConfig
-    from autonat.tokenizer import fingerprint
+    from autonat.generator.checkpoint import save_generator
+    from autonat.generator.uvit import UViT, UViTConfig
+    from autonat.tokenizers.base import fingerprint
 
     tok = write_tiny_tokenizer(root / "tokenizer")
     torch.manual_seed(0)

@@ -4,7 +4,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from autonat.cli import main
+from autonat.cli.main import main
 
 
 def _recipe(tmp_path, folder):

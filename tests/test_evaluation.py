@@ -13,9 +13,17 @@ import pytest
 import torch
 
 from autonat.errors import AutonatError
-from autonat.evaluation import (ArrayImages, compute_metrics, demo_images, embed, load_reference,
-                                reference_from_features, shard)
-from autonat.features import DIGITS, INCEPTION, INCEPTION_FILE, INCEPTION_URL, load_feature_extractor
+from autonat.evaluation.embed import embed, shard
+from autonat.evaluation.features import (
+    DIGITS,
+    INCEPTION,
+    INCEPTION_FILE,
+    INCEPTION_URL,
+    load_feature_extractor,
+)
+from autonat.evaluation.images import ArrayImages, demo_images
+from autonat.evaluation.metrics import compute_metrics
+from autonat.evaluation.reference import load_reference, reference_from_features
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +117,7 @@ def test_shards_cover_every_sample_once_in_whole_batches():
 
 # --------------------------------------------------------------------------- reference files
 def test_statistics_npz_equal_statistics_of_the_same_images(tmp_path, digits, heldout, heldout_reference):
-    from autonat.cli import main
+    from autonat.cli.main import main
 
     stats = tmp_path / "heldout_stats.npz"
     assert main(["fid-stats", "demo:heldout", "--out", str(stats), "--no-progress"]) == 0
@@ -167,7 +175,7 @@ def test_bad_reference_file_gets_a_clear_error(tmp_path, digits, case):
 
 
 def test_unreadable_reference_is_one_line_cli_error(tmp_path, capsys):
-    from autonat.cli import main
+    from autonat.cli.main import main
 
     bad = tmp_path / "ref.npz"
     bad.write_bytes(b"not a zip file at all")
@@ -192,7 +200,7 @@ def offline(monkeypatch):
 
 
 def test_inception_runs_offline_on_local_random_weights(tmp_path, offline):
-    from autonat.features import random_inception_state_dict
+    from autonat.evaluation.features import random_inception_state_dict
 
     weights = tmp_path / INCEPTION_FILE
     torch.save(random_inception_state_dict(), weights)
@@ -224,11 +232,11 @@ def test_missing_inception_weights_name_the_file_and_its_source(tmp_path, monkey
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A random-weight 3-class generator on a random 16-code tokenizer (8x8 images, 4x4 tokens)."""
-    from autonat.checkpoint import save_generator
-    from autonat.model import UViT, UViTConfig
-    from autonat.tokenizer import fingerprint
-    from autonat.tokenizer_training import save_tokenizer
-    from autonat.vqgan import VQGAN, VQGANConfig
+    from autonat.generator.checkpoint import save_generator
+    from autonat.generator.uvit import UViT, UViTConfig
+    from autonat.tokenizers.base import fingerprint
+    from autonat.tokenizers.taming import VQGAN, VQGANConfig
+    from autonat.tokenizers.training import save_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_generator")
     torch.manual_seed(0)
@@ -248,7 +256,7 @@ def _free_port() -> int:
 
 
 def test_one_process_equals_two_processes(tmp_path, tiny_checkpoint):
-    from autonat.cli import main
+    from autonat.cli.main import main
 
     args = ["--checkpoint", str(tiny_checkpoint), "--reference", "demo:heldout", "-n", "24", "--batch-size", "4",
             "--steps", "3", "--seed", "7", "--no-progress"]
@@ -270,9 +278,9 @@ def test_one_process_equals_two_processes(tmp_path, tiny_checkpoint):
 
 
 def test_evaluate_demo_scores_a_pipeline(tiny_checkpoint):
-    from autonat.evaluation import evaluate_demo
-    from autonat.generate import Pipeline
-    from autonat.strategy import maskgit_cosine
+    from autonat.evaluation.metrics import evaluate_demo
+    from autonat.sampling.pipeline import Pipeline
+    from autonat.strategy.core import maskgit_cosine
 
     scores = evaluate_demo(Pipeline.load(tiny_checkpoint), maskgit_cosine(3), n=20, seed=0, progress=False)
     assert set(scores) == {"fid", "is_mean", "is_std"} and scores["fid"] > 0 and scores["is_mean"] >= 1
@@ -280,8 +288,14 @@ def test_evaluate_demo_scores_a_pipeline(tiny_checkpoint):
 
 # --------------------------------------------------------------------------- the shipped digit classifier
 def test_shipped_digit_classifier_is_small_and_accurate_on_heldout_digits():
-    from autonat.data import DemoDigits
-    from autonat.digit_classifier import ASSET_DIR, WEIGHTS_FILE, accuracy, digit_classifier_info, load_digit_classifier
+    from autonat.data.demo import DemoDigits
+    from autonat.evaluation.digit_classifier import (
+        ASSET_DIR,
+        WEIGHTS_FILE,
+        accuracy,
+        digit_classifier_info,
+        load_digit_classifier,
+    )
 
     info = digit_classifier_info()
     assert info["train"]["split"] == "demo train" and info["report"]["heldout_accuracy"] >= 0.97

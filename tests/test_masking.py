@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from autonat.masking import MaskingConfig, mask_batch, masked_accuracy, masked_cross_entropy, random_mask
+from autonat.training.masking import (
+    MaskingConfig,
+    mask_batch,
+    masked_accuracy,
+    masked_cross_entropy,
+    random_mask,
+)
 
 
 def test_mean_masked_fraction_matches_beta_mean():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from autonat.model import UViT, UViTConfig, named_config
+from autonat.generator.uvit import UViT, UViTConfig, named_config
 
 
 def test_output_shape_and_mask_token(tiny_model, tiny_config):

@@ -4,10 +4,16 @@ import torch
 from PIL import Image
 
 from autonat.errors import AutonatError
-from autonat.order import halton_order, position_ranks, ranks_from_order
-from autonat.sampler import SamplerOptions, decode, make_generators, sample_seeds, sample_tokens
-from autonat.strategy import Strategy, maskgit_cosine
-from autonat.trace import render_canvas, render_trace, save_trace
+from autonat.sampling.order import halton_order, position_ranks, ranks_from_order
+from autonat.sampling.sampler import (
+    SamplerOptions,
+    decode,
+    make_generators,
+    sample_seeds,
+    sample_tokens,
+)
+from autonat.sampling.trace import render_canvas, render_trace, save_trace
+from autonat.strategy.core import Strategy, maskgit_cosine
 
 
 # --------------------------------------------------------------------------- Halton order
@@ -118,8 +124,8 @@ def test_save_trace_writes_gif_frames_or_a_strip(tiny_model, tiny_config, tmp_pa
 
 # --------------------------------------------------------------------------- command line
 def test_strategy_show_prints_a_table_and_writes_a_plot(tmp_path, capsys):
-    from autonat.cli import main
-    from autonat.strategy import save_strategy
+    from autonat.cli.main import main
+    from autonat.strategy.files import save_strategy
 
     plot = tmp_path / "plot.png"
     assert main(["strategy", "show", "amused", "--steps", "12", "--grid", "16", "16", "--plot", str(plot)]) == 0
@@ -135,10 +141,10 @@ def test_strategy_show_prints_a_table_and_writes_a_plot(tmp_path, capsys):
 
 
 def test_sample_trace_and_order_end_to_end(tmp_path, tiny_model, tiny_config, tiny_vqgan_config, capsys):
-    from autonat.checkpoint import save_generator
-    from autonat.cli import main
-    from autonat.tokenizer_training import save_tokenizer
-    from autonat.vqgan import VQGAN
+    from autonat.cli.main import main
+    from autonat.generator.checkpoint import save_generator
+    from autonat.tokenizers.taming import VQGAN
+    from autonat.tokenizers.training import save_tokenizer
 
     torch.manual_seed(0)
     save_tokenizer(VQGAN(tiny_vqgan_config), tmp_path / "tok")

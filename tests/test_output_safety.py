@@ -4,11 +4,10 @@ import os
 
 import pytest
 import yaml
-
-from autonat.atomic import MARKER, atomic_dir, check_output_dir, output_kind
-from autonat.errors import AutonatError
-
 from helpers import write_tiny_cache, write_tiny_generator, write_tiny_tokenizer
+
+from autonat.errors import AutonatError
+from autonat.io.atomic import MARKER, atomic_dir, check_output_dir, output_kind
 
 
 def _user_folder(path):
@@ -34,8 +33,8 @@ def _write_tokenizer(path):
 def _write_generator(path):
     import torch
 
-    from autonat.checkpoint import save_generator
-    from autonat.model import UViT, UViTConfig
+    from autonat.generator.checkpoint import save_generator
+    from autonat.generator.uvit import UViT, UViTConfig
 
     config = UViTConfig(codebook_size=16, grid=(4, 4), num_classes=3, width=32, depth=2, num_heads=2)
     torch.manual_seed(0)
@@ -43,7 +42,11 @@ def _write_generator(path):
 
 
 def _write_digit_classifier(path):
-    from autonat.digit_classifier import DigitNet, DigitTrainConfig, save_digit_classifier
+    from autonat.evaluation.digit_classifier import (
+        DigitNet,
+        DigitTrainConfig,
+        save_digit_classifier,
+    )
 
     save_digit_classifier(DigitNet(DigitTrainConfig().net), path, DigitTrainConfig(), {"heldout_accuracy": 0.0})
 
@@ -142,7 +145,7 @@ def test_outputs_follow_the_umask(tmp_path):
     try:
         with atomic_dir(tmp_path / "d", "token-cache") as tmp:
             (tmp / "x").write_text("1")
-        from autonat.atomic import write_text
+        from autonat.io.atomic import write_text
 
         write_text(tmp_path / "f.txt", "hello")
     finally:
@@ -167,7 +170,7 @@ def _recipe(tmp_path, folder):
 
 @pytest.mark.parametrize("command", ["tokenize", "train-tokenizer"])
 def test_cli_out_pointed_at_the_dataset_folder_loses_nothing(tmp_path, tiny_image_folder, capsys, command):
-    from autonat.cli import main
+    from autonat.cli.main import main
 
     cfg = _recipe(tmp_path, tiny_image_folder)
     write_tiny_tokenizer(tmp_path / "tok")
@@ -181,7 +184,7 @@ def test_cli_out_pointed_at_the_dataset_folder_loses_nothing(tmp_path, tiny_imag
 
 @pytest.mark.parametrize("command", ["tokenize", "train-tokenizer"])
 def test_cli_out_pointed_at_a_file_loses_nothing(tmp_path, tiny_image_folder, capsys, command):
-    from autonat.cli import main
+    from autonat.cli.main import main
 
     cfg = _recipe(tmp_path, tiny_image_folder)
     write_tiny_tokenizer(tmp_path / "tok")

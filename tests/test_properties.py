@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autonat.errors import AutonatError
-from autonat.sampler import SamplerOptions, decode, make_generators
-from autonat.strategy import Strategy
+from autonat.sampling.sampler import SamplerOptions, decode, make_generators
+from autonat.strategy.core import Strategy
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():

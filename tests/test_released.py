@@ -21,17 +21,24 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from autonat.cli import main
+from autonat.cli.main import main
 from autonat.errors import AutonatError
-from autonat.generate import Pipeline
-from autonat.maskgit_vqgan import MaskGITVQGAN
-from autonat.model import UViT, named_config
-from autonat.released import (load_foreign_tokenizer, load_official_uvit, official_to_ours, ours_to_official,
-                              read_state_dict, uvit_from_official)
-from autonat.sampler import SamplerOptions, make_generators, sample_tokens
-from autonat.strategy import Strategy, load_strategy
-from autonat.tokenizer import load_tokenizer
-from autonat.vqgan import VQGAN
+from autonat.generator.official import (
+    load_official_uvit,
+    official_to_ours,
+    ours_to_official,
+    uvit_from_official,
+)
+from autonat.generator.uvit import UViT, named_config
+from autonat.io.released import read_state_dict
+from autonat.sampling.pipeline import Pipeline
+from autonat.sampling.sampler import SamplerOptions, make_generators, sample_tokens
+from autonat.strategy.core import Strategy
+from autonat.strategy.files import load_strategy
+from autonat.tokenizers.foreign import load_foreign_tokenizer
+from autonat.tokenizers.loader import load_tokenizer
+from autonat.tokenizers.maskgit import MaskGITVQGAN
+from autonat.tokenizers.taming import VQGAN
 
 # The released AutoNAT-L T=8 strategy (configs/AutoNAT_L-T8_strategy.yaml), as published.
 OFFICIAL_T8 = """\

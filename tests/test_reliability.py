@@ -26,17 +26,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import tiny_recipe, write_tiny_cache
 from PIL import Image
 from safetensors.torch import load_file
 
-from autonat.checkpoint import load_generator, save_generator
-from autonat.cli import main
-from autonat.data import read_token_cache, write_token_cache
+from autonat.cli.main import main
+from autonat.data.token_cache import read_token_cache, write_token_cache
 from autonat.errors import AutonatError
-from autonat.model import UViT, UViTConfig
-from autonat.training import RunDir, recipe_from_dict
-
-from helpers import tiny_recipe, write_tiny_cache
+from autonat.generator.checkpoint import load_generator, save_generator
+from autonat.generator.uvit import UViT, UViTConfig
+from autonat.training.recipe import recipe_from_dict
+from autonat.training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -248,8 +248,8 @@ import time
 
 import numpy as np
 
-from autonat.search import Layout, SearchConfig, StrategySearch
-from autonat.strategy import autonat_init
+from autonat.search.generation import Layout, SearchConfig, StrategySearch
+from autonat.strategy.core import autonat_init
 
 DELAY = 0.0
 TARGET = Layout(3).flatten(autonat_init(3, remask_temp=(1.0, 0.5), cfg_scale=(0.5, 1.0)))
@@ -319,7 +319,7 @@ def test_a_signal_during_training_saves_at_the_next_step_and_exits(reference, tm
 
 
 def test_a_second_signal_aborts_without_waiting(capsys):
-    from autonat.training import StopRequest
+    from autonat.training.loop import StopRequest
 
     with StopRequest() as stop:
         stop._handle(signal.SIGTERM, None)
@@ -332,7 +332,7 @@ def test_a_second_signal_aborts_without_waiting(capsys):
 
 FAKE_FID = '''
 import time
-import autonat.search_cli as search_cli
+import autonat.cli.search as search_cli
 
 class SlowSyntheticFID:
     """Stands in for FID (no checkpoint or reference needed); slow enough to be interrupted."""
@@ -410,7 +410,8 @@ def _half_text_then_full(real):
 
 
 def test_strategy_file_write_failing_halfway_keeps_the_old_file(tmp_path, monkeypatch):
-    from autonat.strategy import autonat_init, load_strategy, maskgit_cosine, save_strategy
+    from autonat.strategy.core import autonat_init, maskgit_cosine
+    from autonat.strategy.files import load_strategy, save_strategy
 
     path = tmp_path / "s.yaml"
     save_strategy(maskgit_cosine(6), path)
@@ -423,7 +424,7 @@ def test_strategy_file_write_failing_halfway_keeps_the_old_file(tmp_path, monkey
 
 
 def test_results_append_failing_halfway_keeps_the_old_records(tmp_path, monkeypatch):
-    from autonat.evaluation import append_record
+    from autonat.evaluation.metrics import append_record
 
     path = tmp_path / "results.jsonl"
     append_record(path, {"fid": 1.5})
@@ -435,8 +436,8 @@ def test_results_append_failing_halfway_keeps_the_old_records(tmp_path, monkeypa
 
 
 def test_search_state_write_failing_halfway_resumes_on_the_same_trajectory(tmp_path, monkeypatch):
-    from autonat.search import SearchConfig, StrategySearch
-    from autonat.strategy import autonat_init
+    from autonat.search.generation import SearchConfig, StrategySearch
+    from autonat.strategy.core import autonat_init
 
     def objective(strategy, seed):
         return float(sum(strategy.cfg_scale) ** 2 + np.random.default_rng(seed).normal(0, 1e-3))
@@ -497,7 +498,7 @@ def test_training_state_write_failing_on_a_full_disk(tmp_path, monkeypatch, caps
 # --------------------------------------------------------------------------- 4. bad input
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys, bad):
-    from autonat import training
+    from autonat.training import loop as training
 
     real, calls = training.masked_cross_entropy, []
 
@@ -528,8 +529,8 @@ def test_corrupt_training_state_is_a_clear_error(tmp_path, capsys):
 @pytest.fixture
 def sampling_setup(tmp_path, tiny_vqgan_config):
     """A tiny tokenizer (16 codes, 8px -> 4x4) and a matching, untrained generator checkpoint."""
-    from autonat.tokenizer_training import save_tokenizer
-    from autonat.vqgan import VQGAN
+    from autonat.tokenizers.taming import VQGAN
+    from autonat.tokenizers.training import save_tokenizer
 
     torch.manual_seed(0)
     save_tokenizer(VQGAN(tiny_vqgan_config), tmp_path / "tok")
@@ -565,8 +566,8 @@ def _damage(ckpt: Path, how: str, tmp_path: Path) -> list[str]:
         deeper = UViT(UViTConfig(codebook_size=16, grid=(4, 4), num_classes=3, width=32, depth=4, num_heads=2))
         save_file({k: v.contiguous() for k, v in deeper.state_dict().items()}, str(ckpt / "model.safetensors"))
     elif how == "other codebook":
-        from autonat.tokenizer_training import save_tokenizer
-        from autonat.vqgan import VQGAN, VQGANConfig
+        from autonat.tokenizers.taming import VQGAN, VQGANConfig
+        from autonat.tokenizers.training import save_tokenizer
 
         save_tokenizer(VQGAN(VQGANConfig(n_embed=32, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1,
                                          attn_resolutions=(), resolution=8, z_channels=8)), tmp_path / "tok32")
@@ -640,7 +641,7 @@ def _corrupt_images(folder: Path) -> list[str]:
 
 
 def test_grayscale_palette_rgba_and_deep_images_load_as_rgb(tmp_path):
-    from autonat.image_folder import ImageFolderDataset
+    from autonat.data.images import ImageFolderDataset
 
     grey = np.full((6, 6), 128, np.uint8)
     _save_images(tmp_path / "a", {
@@ -658,7 +659,7 @@ def test_grayscale_palette_rgba_and_deep_images_load_as_rgb(tmp_path):
 
 
 def test_small_images_are_upscaled_and_counted(tmp_path):
-    from autonat.image_folder import ImageFolderDataset
+    from autonat.data.images import ImageFolderDataset
 
     _save_images(tmp_path / "a", {"tiny.png": np.full((3, 5, 3), 200, np.uint8),
                                   "big.png": np.full((12, 12, 3), 200, np.uint8)})
@@ -667,7 +668,7 @@ def test_small_images_are_upscaled_and_counted(tmp_path):
 
 
 def test_corrupt_images_are_skipped_and_counted_or_refused_when_strict(tmp_path):
-    from autonat.data import open_dataset
+    from autonat.data.images import open_dataset
 
     _save_images(tmp_path / "a", {"ok.png": np.zeros((8, 8, 3), np.uint8)})
     bad = _corrupt_images(tmp_path / "a")
@@ -684,7 +685,7 @@ def test_corrupt_images_are_skipped_and_counted_or_refused_when_strict(tmp_path)
     ("only corrupt", "(3 unreadable files skipped)"),
 ])
 def test_empty_or_unusable_dataset_folders(tmp_path, layout, message):
-    from autonat.image_folder import ImageFolderDataset
+    from autonat.data.images import ImageFolderDataset
 
     root = tmp_path / "data"
     if layout != "no folder":
@@ -793,9 +794,9 @@ class _Touch:
 
 
 def _loaders():
-    from autonat.released import read_state_dict
-    from autonat.tokenizer import load_tokenizer
-    from autonat.weights import load_state_dict_file
+    from autonat.io.released import read_state_dict
+    from autonat.io.weights import load_state_dict_file
+    from autonat.tokenizers.loader import load_tokenizer
 
     return {"weights.load_state_dict_file": load_state_dict_file, "released.read_state_dict": read_state_dict,
             "tokenizer.load_tokenizer": load_tokenizer}
@@ -832,8 +833,8 @@ def test_pickled_objects_in_a_token_cache_are_refused(tmp_path):
 
 @pytest.mark.parametrize("reader", ["recipe", "strategy"])
 def test_yaml_tags_that_build_objects_are_refused(tmp_path, reader):
-    from autonat.config import load_yaml
-    from autonat.strategy import load_strategy
+    from autonat.io.config import load_yaml
+    from autonat.strategy.files import load_strategy
 
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"

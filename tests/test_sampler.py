@@ -2,8 +2,15 @@ import pytest
 import torch
 
 from autonat.errors import AutonatError
-from autonat.sampler import SamplerOptions, decode, guided_logits, make_generators, sample_seeds, sample_tokens
-from autonat.strategy import Strategy, maskgit_cosine
+from autonat.sampling.sampler import (
+    SamplerOptions,
+    decode,
+    guided_logits,
+    make_generators,
+    sample_seeds,
+    sample_tokens,
+)
+from autonat.strategy.core import Strategy, maskgit_cosine
 
 
 def _decode(model, cfg, strategy, labels, seed=0, options=None):

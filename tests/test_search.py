@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
 
-from autonat.search import (Layout, SearchConfig, StrategySearch, fd_gradient, nonincreasing, project,
-                            spsa_gradient)
-from autonat.strategy import autonat_init
+from autonat.search.generation import (
+    Layout,
+    SearchConfig,
+    StrategySearch,
+    fd_gradient,
+    nonincreasing,
+    project,
+    spsa_gradient,
+)
+from autonat.strategy.core import autonat_init
 
 
 def test_fd_recovers_quadratic_gradient():
@@ -82,7 +89,7 @@ def test_interrupted_search_resumes_on_the_same_trajectory(tmp_path):
 
 
 def test_training_line_search_finds_the_better_beta(tmp_path):
-    from autonat.training_search import LineSearchConfig, TrainingStrategySearch
+    from autonat.search.training import LineSearchConfig, TrainingStrategySearch
 
     calls = []
 

@@ -2,11 +2,15 @@
 import json
 
 import yaml
+from helpers import (
+    tiny_recipe,
+    write_tiny_cache,
+    write_tiny_generator,
+    write_tiny_tokenizer,
+)
 
-from autonat.cli import main
-from autonat.strategy import load_strategy
-
-from helpers import tiny_recipe, write_tiny_cache, write_tiny_generator, write_tiny_tokenizer
+from autonat.cli.main import main
+from autonat.strategy.files import load_strategy
 
 COMMON = ["--reference", "demo:heldout", "--n-eval", "12", "--batch-size", "12"]
 
@@ -37,7 +41,8 @@ def test_search_training_and_alternate_end_to_end(tmp_path):
     recipe = tiny_recipe(cache, tmp_path / "unused", steps=4)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     strategy = tmp_path / "s.yaml"
-    from autonat.strategy import maskgit_cosine, save_strategy
+    from autonat.strategy.core import maskgit_cosine
+    from autonat.strategy.files import save_strategy
 
     save_strategy(maskgit_cosine(3), strategy)
     out = tmp_path / "train_search"

@@ -12,11 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from autonat.checkpoint import Generator
 from autonat.errors import AutonatError
-from autonat.generate import Pipeline, autocast_dtype
-from autonat.sampler import SamplerOptions, decode, make_generators, sample_seeds, sample_tokens
-from autonat.strategy import Strategy, maskgit_cosine
+from autonat.generator.checkpoint import Generator
+from autonat.sampling.pipeline import Pipeline, autocast_dtype
+from autonat.sampling.sampler import (
+    SamplerOptions,
+    decode,
+    make_generators,
+    sample_seeds,
+    sample_tokens,
+)
+from autonat.strategy.core import Strategy, maskgit_cosine
 
 STRATEGY = Strategy.create([0.9, 0.6, 0.3], [2.0, 1.0, 0.5], [1.0, 1.0, 0.5, 1.0], [1e-4, 0.0, 1.5, 2.0])
 
@@ -87,7 +93,7 @@ def test_compiled_pipeline_gives_the_eager_tokens(tiny_model, tiny_config):
 def test_benchmark_baseline_is_the_same_network(tiny_config):
     """The reference-style baseline differs from ours in how it computes, not in what."""
     benchmarks = pytest.importorskip("benchmarks.baseline")
-    from autonat.model import UViT
+    from autonat.generator.uvit import UViT
 
     torch.manual_seed(0)
     ours = UViT(tiny_config).eval()

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from autonat.errors import AutonatError
-from autonat.strategy import Strategy, autonat_init, load_strategy, maskgit_cosine, save_strategy
+from autonat.strategy.core import Strategy, autonat_init, maskgit_cosine
+from autonat.strategy.files import load_strategy, save_strategy
 
 OFFICIAL_T8 = """\
 manual_ratios: [0.9531645174140464, 0.8795409806037042, 0.7940230737075623, 0.745995860948045, 0.6249785820461957, 0.407321956652571, 0.260658917067054]

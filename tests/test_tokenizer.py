@@ -1,8 +1,13 @@
 import torch
 
-from autonat.tokenizer import Tokenizer, fingerprint, load_tokenizer
-from autonat.tokenizer_training import TokenizerTrainConfig, evaluate_tokenizer, save_tokenizer, train_tokenizer
-from autonat.vqgan import VQGAN
+from autonat.tokenizers.base import Tokenizer, fingerprint
+from autonat.tokenizers.loader import load_tokenizer
+from autonat.tokenizers.taming import VQGAN
+from autonat.tokenizers.training import (
+    TokenizerTrainConfig,
+    evaluate_tokenizer,
+    train_tokenizer,
+)
 
 
 def test_round_trip_shapes(tiny_vqgan_config):

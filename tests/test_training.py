@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_recipe, write_tiny_cache
 from safetensors.torch import load_file
 
-from autonat.checkpoint import load_generator
-from autonat.data import read_token_cache
+from autonat.data.token_cache import read_token_cache
 from autonat.errors import AutonatError
-from autonat.training import batch_indices, recipe_from_dict, train
-
-from helpers import tiny_recipe, write_tiny_cache
+from autonat.generator.checkpoint import load_generator
+from autonat.training.loop import batch_indices, train
+from autonat.training.recipe import recipe_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_two_process_accelerate_launch(tmp_path):
 
 
 def test_mixed_precision_auto_is_full_precision_without_cuda_and_bad_names_refused(monkeypatch):
-    from autonat.training import resolve_mixed_precision
+    from autonat.training.recipe import resolve_mixed_precision
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_mixed_precision("auto") == "no"

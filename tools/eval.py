@@ -10,7 +10,7 @@ is given an MPI host file (`torchrun --nproc_per_node K tools/eval.py ...` works
 """
 import sys
 
-from autonat.cli import main
+from autonat.cli.main import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

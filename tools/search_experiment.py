@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from autonat.atomic import write_text
-from autonat.search import SearchConfig, StrategySearch
-from autonat.search_cli import FIDObjective
-from autonat.strategy import autonat_init, maskgit_cosine, save_strategy
+from autonat.io.atomic import write_text
+from autonat.search.generation import SearchConfig, StrategySearch
+from autonat.search.objective import FIDObjective
+from autonat.strategy.core import autonat_init, maskgit_cosine
+from autonat.strategy.files import save_strategy
 
 VARIANTS = {
     "fd": dict(method="fd", common_random_numbers=False),

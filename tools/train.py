@@ -9,7 +9,7 @@ only one process unless MPI is configured).
 import argparse
 import sys
 
-from autonat.cli import main
+from autonat.cli.main import main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])

@@ -1,0 +1,181 @@
+"""``autonat search generation | training | alternate``: parsing and wiring of AutoNAT's searches."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from autonat.errors import AutonatError
+from autonat.search.objective import FIDObjective
+
+
+def _search_config(args):
+    from autonat.search.generation import SearchConfig
+
+    return SearchConfig(steps=args.iterations, method=args.method, common_random_numbers=not args.no_crn,
+                        seed=args.seed)
+
+
+def _initial_strategy(args, steps: int):
+    from autonat.strategy.core import autonat_init
+    from autonat.strategy.files import load_strategy
+
+    if args.init:
+        s = load_strategy(args.init)
+        if s.steps != steps:
+            raise AutonatError(f"--init has {s.steps} steps but --steps is {steps}")
+        return s
+    return autonat_init(steps)
+
+
+def generation_search(checkpoint, init, args, out: Path):
+    from autonat.plots import plot_search
+    from autonat.search.generation import StrategySearch
+
+    objective = FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, args.weights,
+                             args.device, args.batch_size)
+    search = StrategySearch(objective, init, _search_config(args), out, args.n_eval)
+    state = run_stoppable(search)
+    plot_search(search.history(), search.final_strategy(), out / "search.png")
+    return search, state
+
+
+def run_stoppable(search):
+    """``search.run()``, ending at the next step boundary on SIGTERM / SIGINT with a message and exit 128 + signal.
+
+    Every step's state is already saved (``state.json``), so the same command resumes.
+    """
+    from autonat.training.loop import StopRequest
+
+    with StopRequest() as stop:
+        state = search.run(stop=lambda: stop.signal is not None)
+    if stop.signal is not None and state.step < search.config.steps:
+        print(f"stopped by {stop.name} after search step {state.step}: state saved in {search.state_file}; "
+              "run the same command again to resume", flush=True)
+        raise SystemExit(128 + stop.signal)
+    return state
+
+
+# --------------------------------------------------------------------------- commands
+def run_generation(args) -> None:
+    out = Path(args.out)
+    search, state = generation_search(args.checkpoint, _initial_strategy(args, args.steps), args, out)
+    hist = search.history()
+    print(f"search done: {state.step} steps, {state.evaluations} FID evaluations, {state.images} images, "
+          f"{state.seconds:.0f} s; FID {hist[0]['fid']:.3f} -> {hist[-1]['fid']:.3f}")
+    print(f"strategy: {out / 'strategy.yaml'} (best seen: {out / 'best_strategy.yaml'}); plots: {out / 'search.png'}")
+
+
+def _trial_fn(args, strategy, out: Path):
+    """Train a short run with Beta(alpha, beta) and score it under ``strategy``."""
+    from autonat.io.config import apply_overrides, load_yaml
+    from autonat.training.loop import train_from_recipe
+
+    recipe = load_yaml(args.config)
+
+    def trial(alpha: float, beta: float) -> float:
+        run = out / "trials" / f"alpha{alpha:g}_beta{beta:g}"
+        d = apply_overrides(recipe, [f"masking.alpha={alpha}", f"masking.beta={beta}",
+                                     f"train.steps={args.train_steps}", f"train.out_dir={run}",
+                                     f"train.checkpoint_every={args.train_steps}", *args.overrides])
+        final = train_from_recipe(d)
+        fid = FIDObjective(final, args.reference, args.n_eval, args.feature_extractor, args.weights,
+                           args.device, args.batch_size)(strategy, args.seed)
+        print(f"trial Beta({alpha:g}, {beta:g}): FID {fid:.3f}")
+        return fid
+
+    return trial
+
+
+def training_search(args, strategy, out: Path):
+    from autonat.search.training import LineSearchConfig, TrainingStrategySearch
+
+    cfg = LineSearchConfig(alpha=args.alpha, beta=args.beta, factor=args.factor, max_moves=args.max_moves)
+    best = TrainingStrategySearch(_trial_fn(args, strategy, out), cfg, out).run()
+    run = out / "trials" / f"alpha{best.alpha:g}_beta{best.beta:g}" / "checkpoints" / f"step_{args.train_steps}"
+    return best, run
+
+
+def run_training(args) -> None:
+    from autonat.strategy.files import load_strategy
+
+    best, ckpt = training_search(args, load_strategy(args.strategy), Path(args.out))
+    print(f"best training strategy: Beta({best.alpha:g}, {best.beta:g}) with FID {best.fid:.3f}; model {ckpt}")
+
+
+def run_alternate(args) -> None:
+    """Rounds of (training-strategy search, then generation-strategy search), as in the paper."""
+    from autonat.strategy.files import save_strategy
+
+    out = Path(args.out)
+    strategy = _initial_strategy(args, args.steps)
+    summary = []
+    for r in range(args.rounds):
+        rdir = out / f"round_{r}"
+        best, ckpt = training_search(args, strategy, rdir / "training")
+        args.alpha, args.beta = best.alpha, best.beta
+        search, state = generation_search(ckpt, strategy, args, rdir / "generation")
+        strategy = search.final_strategy()
+        summary.append({"round": r, "alpha": best.alpha, "beta": best.beta, "training_fid": best.fid,
+                        "generation_fid": search.history()[-1]["fid"], "checkpoint": str(ckpt)})
+        print(f"round {r}: Beta({best.alpha:g}, {best.beta:g}), FID {summary[-1]['generation_fid']:.3f}")
+    save_strategy(strategy, out / "strategy.yaml")
+    from autonat.io.atomic import write_text
+
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
+    print(f"final strategy {out / 'strategy.yaml'}; summary {out / 'summary.json'}")
+
+
+# --------------------------------------------------------------------------- parser
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", default="demo:train",
+                   help="FID reference: statistics .npz, images, folder, or demo:<split> (default demo:train)")
+    p.add_argument("--n-eval", type=int, default=500, help="samples per FID evaluation")
+    p.add_argument("--feature-extractor", default="auto")
+    p.add_argument("--weights", help="feature-extractor weights (Inception: a local .pth)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="search directory (a search there resumes)")
+
+
+def _generation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=8, help="decoding steps T")
+    p.add_argument("--init", help="starting strategy YAML (default: AutoNAT's initialisation)")
+    p.add_argument("--iterations", type=int, default=20, help="search steps")
+    p.add_argument("--method", choices=("fd", "spsa"), default="fd",
+                   help="gradient estimator: fd (default, the paper's forward differences, 1 + #params FIDs a "
+                        "step) or spsa (2 FIDs a step; noisier, see README 'Strategy search')")
+    p.add_argument("--no-crn", action="store_true", help="fresh sample seeds for every FID (no common random numbers)")
+
+
+def _training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="training recipe YAML")
+    p.add_argument("--train-steps", type=int, default=500, help="training budget of each candidate")
+    p.add_argument("--alpha", type=float, default=12.0)
+    p.add_argument("--beta", type=float, default=3.0)
+    p.add_argument("--factor", type=float, default=1.5, help="multiplicative line-search step")
+    p.add_argument("--max-moves", type=int, default=3)
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides of the recipe")
+
+
+def add_search_parser(sub) -> None:
+    search = sub.add_parser("search", help="AutoNAT strategy search").add_subparsers(dest="search", required=True)
+    p = search.add_parser("generation", help="optimise the four schedule vectors by gradient descent on FID")
+    p.add_argument("--checkpoint", required=True)
+    _generation_args(p)
+    _common(p)
+    p.set_defaults(func=run_generation)
+
+    p = search.add_parser("training", help="line search over the Beta mask-ratio distribution")
+    p.add_argument("--strategy", required=True, help="generation strategy used to score candidates")
+    _training_args(p)
+    _common(p)
+    p.set_defaults(func=run_training)
+
+    p = search.add_parser("alternate", help="alternate training and generation searches")
+    p.add_argument("--rounds", type=int, default=2)
+    _generation_args(p)
+    _training_args(p)
+    _common(p)
+    p.set_defaults(func=run_alternate)

@@ -1,0 +1,81 @@
+"""The token cache: a dataset encoded once by the frozen tokenizer."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autonat.errors import AutonatError
+from autonat.io.atomic import atomic_dir, check_output_dir
+
+
+# --------------------------------------------------------------------------- token cache
+@dataclass
+class TokenCache:
+    """Token ids ``[N, L]`` (memory-mapped), labels ``[N]`` and the cache's metadata."""
+
+    tokens: np.ndarray
+    labels: np.ndarray
+    meta: dict
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return tuple(self.meta["grid"])
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.meta["codebook_size"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.meta["num_classes"])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+CACHE_KIND = "token-cache"
+CACHE_FILES = ("tokens.npy", "labels.npy", "meta.json")
+
+
+def is_token_cache(path: str | Path) -> bool:
+    """True if ``path`` holds a token cache's files (also one written before output markers)."""
+    return all((Path(path) / name).is_file() for name in CACHE_FILES)
+
+
+def check_cache_output(path: str | Path) -> Path:
+    """Refuse, before any work, an ``--out`` where writing a token cache would lose a user's files."""
+    return check_output_dir(path, CACHE_KIND, is_token_cache)
+
+
+def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, meta: dict) -> None:
+    """Write a token cache directory atomically (it replaces only an earlier cache, and only when complete)."""
+    tokens = tokens.reshape(len(tokens), -1)
+    dtype = np.uint16 if meta["codebook_size"] <= np.iinfo(np.uint16).max + 1 else np.int32
+    with atomic_dir(path, CACHE_KIND, is_token_cache) as tmp:
+        np.save(tmp / "tokens.npy", tokens.astype(dtype))
+        np.save(tmp / "labels.npy", labels.astype(np.int64))
+        (tmp / "meta.json").write_text(json.dumps({**meta, "num_items": int(len(labels))}, indent=2))
+
+
+def read_token_cache(path: str | Path) -> TokenCache:
+    """Open a token cache written by :func:`write_token_cache` (tokens memory-mapped)."""
+    path = Path(path)
+    for name in CACHE_FILES:
+        if not (path / name).exists():
+            raise AutonatError(f"{path} is not a token cache: {name} is missing (write one with `autonat tokenize`)")
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        tokens = np.load(path / "tokens.npy", mmap_mode="r")  # allow_pickle stays False: no code runs
+        labels = np.load(path / "labels.npy")
+    except (OSError, ValueError) as exc:  # truncated, corrupt, or pickled objects
+        raise AutonatError(f"token cache {path} is corrupt ({str(exc).splitlines()[0]}); "
+                           "write it again with `autonat tokenize`") from exc
+    grid = meta.get("grid", [])
+    if tokens.ndim != 2 or len(tokens) != len(labels) or tokens.shape[1] != int(np.prod(grid)):
+        raise AutonatError(
+            f"token cache {path} is inconsistent: tokens {tokens.shape}, labels {labels.shape}, grid {grid}"
+        )
+    return TokenCache(tokens=tokens, labels=labels, meta=meta)

@@ -1,0 +1,1 @@
+"""FID / IS / KID / precision-recall: image sets, feature extractors, reference statistics, metrics."""

@@ -1,0 +1,101 @@
+"""Generator checkpoints: a directory with ``config.json`` and ``model.safetensors``.
+
+``config.json`` names the architecture, codebook size, token grid, number of
+classes and the tokenizer (a path and a content fingerprint);
+``model.safetensors`` holds the EMA weights used for inference. The resumable
+training state lives apart from it (see :mod:`autonat.training`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from autonat.errors import AutonatError
+from autonat.generator.uvit import UViT, UViTConfig
+from autonat.io.atomic import atomic_dir
+from autonat.io.config import to_plain
+from autonat.io.weights import load_state_dict_file, load_strict
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "autonat-generator"
+
+
+@dataclass
+class Generator:
+    """A loaded generator and what it was trained with."""
+
+    model: UViT
+    config: UViTConfig
+    tokenizer: dict  # {"path": ..., "fingerprint": ..., "config": ...}
+    path: Path
+    meta: dict
+
+    def tokenizer_path(self, override: str | Path | None = None) -> Path:
+        """Where the tokenizer is: ``override``, else the recorded path (relative to the checkpoint first)."""
+        if override is not None:
+            return Path(override)
+        recorded = self.tokenizer.get("path")
+        if not recorded:
+            raise AutonatError(f"{self.path}/{CONFIG_FILE} records no tokenizer; pass --tokenizer")
+        recorded = Path(recorded)
+        for candidate in (self.path / recorded, recorded):
+            if candidate.exists():
+                return candidate
+        raise AutonatError(f"tokenizer {recorded} of checkpoint {self.path} not found; pass --tokenizer PATH")
+
+
+KIND = "generator"
+
+
+def is_generator_checkpoint(path: str | Path) -> bool:
+    """True if ``path`` holds a generator checkpoint (also one written before output markers)."""
+    try:
+        return json.loads((Path(path) / CONFIG_FILE).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def save_generator(path: str | Path, model: torch.nn.Module, config: UViTConfig, tokenizer: dict,
+                   meta: dict | None = None) -> None:
+    """Write a checkpoint directory atomically (a crash never leaves half of one)."""
+    from safetensors.torch import save_file
+
+    info = {"format": FORMAT, "version": 1, "model": to_plain(config), "tokenizer": to_plain(tokenizer),
+            **to_plain(meta or {})}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_dir(path, KIND, is_generator_checkpoint) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(info, indent=2))
+
+
+def read_generator_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not (path / CONFIG_FILE).exists():
+        hint = " (a training run keeps them under checkpoints/)" if (path / "checkpoints").is_dir() else ""
+        raise AutonatError(f"{path} is not a generator checkpoint: {CONFIG_FILE} is missing{hint}")
+    try:
+        info = json.loads((path / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise AutonatError(f"{path / CONFIG_FILE} is corrupt: {exc}") from exc
+    if info.get("format") != FORMAT:
+        raise AutonatError(f"{path / CONFIG_FILE} is not an autonat generator config (format {info.get('format')!r})")
+    return info
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Generator:
+    """Load a generator checkpoint in eval mode with its EMA weights."""
+    path = Path(path)
+    info = read_generator_config(path)
+    try:
+        config = UViTConfig(**info["model"])
+    except (TypeError, ValueError) as exc:
+        raise AutonatError(f"{path / CONFIG_FILE}: bad model section: {exc}") from exc
+    model = UViT(config)
+    load_strict(model, load_state_dict_file(path / WEIGHTS_FILE), what=f"checkpoint {path}")
+    model.requires_grad_(False)
+    return Generator(model=model.eval().to(device), config=config, tokenizer=info.get("tokenizer", {}),
+                     path=path, meta=info)

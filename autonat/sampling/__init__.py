@@ -1,0 +1,1 @@
+"""Parallel decoding: the sampler, decoding orders, the tokenizer+generator pipeline, outputs, traces."""

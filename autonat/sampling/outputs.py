@@ -1,0 +1,39 @@
+"""Writing samples: PNG grids (torchvision), per-image PNGs and ADM-style ``.npz`` batches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.utils import save_image
+
+from autonat.io.atomic import atomic_path
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``[N, 3, H, W]`` floats in [0, 1] -> uint8 ``[N, H, W, 3]``."""
+    return images.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> None:
+    """A PNG grid, ``nrow`` images per row, written atomically."""
+    with atomic_path(path) as tmp:
+        save_image(images.float(), tmp, nrow=nrow, padding=2, format="png")
+
+
+def save_pngs(images: torch.Tensor, labels: np.ndarray, folder: str | Path) -> None:
+    """One PNG per image, named ``{index:06d}_class{label}.png``."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (img, y) in enumerate(zip(to_uint8(images), labels)):
+        with atomic_path(folder / f"{i:06d}_class{int(y)}.png") as tmp:
+            Image.fromarray(img).save(tmp, format="png")
+
+
+def save_npz(images: torch.Tensor, labels: np.ndarray, path: str | Path) -> None:
+    """``arr_0``: uint8 N x H x W x 3, ``arr_1``: labels (the ADM evaluation layout)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, to_uint8(images), np.asarray(labels, dtype=np.int64))

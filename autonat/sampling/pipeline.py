@@ -1,0 +1,140 @@
+"""From a checkpoint and a strategy to images: the library side of ``autonat sample``.
+
+Sample ``i`` of a request is seeded from ``(seed, i)``, so a set of images
+is the same whatever the batch size, and any subset (one process's share)
+can be produced on its own.
+
+Speed options (measured in ``docs/benchmarks.md``): ``precision="auto"`` runs
+the generator under bf16 autocast on CUDA and in full precision on CPU (so
+CPU results stay bit-for-bit those of the plain sampler); ``compile=True``
+runs the generator through ``torch.compile`` (opt-in: the first batch pays
+the compilation, and compiled kernels may round differently).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from autonat.errors import AutonatError
+from autonat.generator.checkpoint import Generator, load_generator
+from autonat.sampling.sampler import (
+    SamplerOptions,
+    make_generators,
+    sample_seeds,
+    sample_tokens,
+)
+from autonat.strategy.core import Strategy
+from autonat.tokenizers.loader import load_tokenizer
+
+
+@dataclass
+class Pipeline:
+    """A generator with its tokenizer: labels in, images in [0, 1] out."""
+
+    generator: Generator
+    tokenizer: torch.nn.Module
+    device: torch.device
+    precision: str = "auto"  # see :func:`autocast_dtype`
+    compile: bool = False
+    _network: torch.nn.Module | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        autocast_dtype(self.precision, self.device)  # reject a bad name before any work
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, tokenizer: str | Path | None = None,
+             tokenizer_config: str | Path | None = None, device: str | torch.device = "cpu",
+             precision: str = "auto", compile: bool = False) -> "Pipeline":
+        device = torch.device(device)
+        gen = load_generator(checkpoint, device)
+        tok = load_tokenizer(gen.tokenizer_path(tokenizer), tokenizer_config, device=device)
+        if tok.codebook_size != gen.config.codebook_size:
+            raise AutonatError(f"tokenizer has {tok.codebook_size} codes but the generator was trained "
+                               f"for {gen.config.codebook_size}; pass the tokenizer it was trained with")
+        if tuple(tok.grid) != tuple(gen.config.grid):
+            raise AutonatError(f"tokenizer grid {tuple(tok.grid)} differs from the generator's {gen.config.grid}")
+        return cls(gen, tok, device, precision, compile)
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The generator network the sampler calls; compiled on first use when ``compile`` is set."""
+        if self._network is None:
+            model = self.generator.model
+            self._network = torch.compile(model, dynamic=False) if self.compile else model
+        return self._network
+
+    def sampler_options(self, options: SamplerOptions | None = None) -> SamplerOptions:
+        """``options`` with the pipeline's autocast dtype filled in where they give none."""
+        options = options or SamplerOptions()
+        if options.autocast_dtype is None:
+            options = replace(options, autocast_dtype=autocast_dtype(self.precision, self.device))
+        return options
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.config.num_classes
+
+    def check_labels(self, labels: Sequence[int]) -> None:
+        bad = [c for c in labels if not 0 <= int(c) <= self.num_classes]
+        if bad:
+            raise AutonatError(f"class id(s) {bad[:5]} out of range: this model knows classes "
+                               f"0..{self.num_classes - 1} ({self.num_classes} = unconditional)")
+
+    def tokens(self, strategy: Strategy, labels: Sequence[int], seeds: Sequence[int],
+               options: SamplerOptions | None = None) -> torch.Tensor:
+        """Token grids ``[B, h, w]`` for ``labels`` with one seed per sample."""
+        cfg = self.generator.config
+        y = torch.as_tensor(list(labels), dtype=torch.long, device=self.device)
+        ids = sample_tokens(self.network, strategy, y, make_generators(seeds, self.device),
+                            mask_id=cfg.mask_id, null_class=cfg.null_class, seq_len=cfg.seq_len,
+                            options=self.sampler_options(options))
+        return ids.view(-1, *cfg.grid)
+
+    @torch.inference_mode()
+    def images(self, strategy: Strategy, labels: Sequence[int], seeds: Sequence[int],
+               options: SamplerOptions | None = None) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` in [0, 1]."""
+        return self.tokenizer.decode(self.tokens(strategy, labels, seeds, options)).float()
+
+    def batches(self, strategy: Strategy, labels: Sequence[int], seed: int, batch_size: int,
+                indices: Sequence[int] | None = None, progress: bool = True,
+                options: SamplerOptions | None = None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """Yield ``(images, labels)`` batches; sample ``indices[k]`` gets seed ``(seed, indices[k])``."""
+        self.check_labels(labels)
+        indices = list(range(len(labels))) if indices is None else list(indices)
+        labels = np.asarray(labels, dtype=np.int64)
+        bar = tqdm(total=len(indices), desc="sample", unit="img", disable=not progress, dynamic_ncols=True)
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start: start + batch_size]
+            y = labels[chunk]
+            yield self.images(strategy, y.tolist(), sample_seeds(seed, chunk), options), y
+            bar.update(len(chunk))
+        bar.close()
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The generator's autocast dtype: ``auto`` is bf16 on CUDA (where supported), none elsewhere.
+
+    Full precision stays the CPU default because it keeps CPU samples exactly
+    those of the plain sampler; ``bf16`` on a CPU with bf16 instructions
+    (AVX512-BF16, AMX) is faster but changes the numbers slightly.
+    """
+    if precision not in PRECISIONS:
+        raise AutonatError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return None
+
+
+def balanced_labels(n: int, num_classes: int) -> list[int]:
+    """``n`` labels cycling over the classes (class-balanced up to one sample)."""
+    return [i % num_classes for i in range(n)]

@@ -1,0 +1,181 @@
+"""Parallel decoding: from an all-[MASK] grid to a full token grid in T steps.
+
+At step t the model predicts every position (classifier-free guidance mixes
+conditional and unconditional logits as ``cond + s * (cond - uncond)``); a
+token is drawn at each masked position from ``softmax(logits / sample_temp)``
+and scored by its log-probability (already fixed tokens score +inf); Gumbel
+noise scaled by ``remask_temp`` is added to the scores and the least confident
+``masked_counts[t]`` positions are masked again. This is MaskGIT's decoding
+with AutoNAT's four per-step schedule vectors (see :mod:`autonat.strategy`).
+
+With an order policy (``SamplerOptions.order``, see :mod:`autonat.order`) the
+positions decoded at each step follow a fixed random or Halton order instead of
+the confidences; the masked counts stay those of the strategy.
+
+Randomness is explicit: every sample has its own ``torch.Generator``, and the
+draws of one sample never depend on the others, so the same seed and label
+give the same image whatever the batch size or process count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from autonat.errors import AutonatError
+from autonat.sampling.order import position_ranks
+from autonat.strategy.core import Strategy
+
+
+@dataclass
+class SamplerOptions:
+    """Knobs of the decoding loop that are not part of the strategy.
+
+    cfg_zero_threshold: a CFG scale with ``|s|`` below this is treated as 0 and
+        the unconditional pass is skipped (the released AutoNAT-L T=8 strategy
+        writes "no guidance" as 1e-4; the effect of 1e-4 on logits is
+        ``1e-4 * (cond - uncond)``, far below sampling noise).
+    autocast_dtype: run the network under autocast in this dtype (e.g.
+        ``torch.bfloat16`` on CUDA); ``None`` keeps full precision.
+    order: which masked positions to decode: ``"confidence"`` (MaskGIT's
+        re-masking of the least confident, the default), ``"random"`` or
+        ``"halton"`` (see :mod:`autonat.order`); the last two ignore
+        ``remask_temp``.
+    grid: the token grid ``(h, w)`` for the ``"halton"`` order (default: square).
+    cfg_batching: how a guided step gets its two sets of logits: ``"batched"``
+        (one forward pass over ``2B`` rows: on CUDA the larger batch fills the
+        device better), ``"split"`` (a conditional and an unconditional pass
+        of ``B`` rows: on a CPU this is about as fast at the AutoNAT shapes,
+        faster for small models, and keeps the activations, dominated by
+        U-ViT's long skips, those of ``B`` rows) or
+        ``"auto"`` (batched on CUDA, split elsewhere; see docs/benchmarks.md).
+        Both give the same logits up to float rounding.
+    """
+
+    cfg_zero_threshold: float = 1e-3
+    autocast_dtype: torch.dtype | None = None
+    order: str = "confidence"
+    grid: tuple[int, int] | None = None
+    cfg_batching: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.cfg_batching not in CFG_BATCHING:
+            raise AutonatError(f"unknown cfg_batching {self.cfg_batching!r}; choose one of {', '.join(CFG_BATCHING)}")
+
+    def batches_cfg(self, device: torch.device) -> bool:
+        """Whether a guided step runs its two passes as one batch on ``device``."""
+        return self.cfg_batching == "batched" or (self.cfg_batching == "auto" and device.type == "cuda")
+
+
+CFG_BATCHING = ("auto", "batched", "split")
+
+
+@dataclass
+class SamplerState:
+    """The canvas after a decoding step (``step`` counts from 0)."""
+
+    step: int
+    tokens: torch.Tensor  # [B, L] codebook ids, ``mask_id`` where still masked
+    masked: torch.Tensor  # [B, L] bool
+
+
+def sample_seeds(seed: int, indices: Sequence[int]) -> list[int]:
+    """One well-mixed 63-bit seed per sample index, derived from a run seed."""
+    return [int(np.random.SeedSequence([seed, int(i)]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+            for i in indices]
+
+
+def make_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """A ``torch.Generator`` per sample, on ``device``."""
+    return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+
+def _uniform(shape: tuple[int, ...], generators: list[torch.Generator], device) -> torch.Tensor:
+    """Stacked per-sample uniforms in (0, 1): row i comes from generator i alone."""
+    u = torch.stack([torch.rand(shape, generator=g, device=device) for g in generators])
+    return u.clamp_(1e-20, 1.0 - 1e-7)
+
+
+def _gumbel(shape, generators, device) -> torch.Tensor:
+    return -torch.log(-torch.log(_uniform(shape, generators, device)))
+
+
+def guided_logits(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor, scale: float,
+                  null_class: int, options: SamplerOptions) -> torch.Tensor:
+    """Logits after classifier-free guidance.
+
+    With ``|scale|`` under the threshold only the conditional pass runs;
+    otherwise the conditional and unconditional passes run as one batch or
+    one after the other (``options.cfg_batching``).
+    """
+    device_type = tokens.device.type
+    use_amp = options.autocast_dtype is not None
+    with torch.autocast(device_type, dtype=options.autocast_dtype or torch.bfloat16, enabled=use_amp):
+        if abs(scale) < options.cfg_zero_threshold:
+            return model(tokens, labels).float()
+        null = torch.full_like(labels, null_class)
+        if options.batches_cfg(tokens.device):
+            cond, uncond = model(torch.cat([tokens, tokens]), torch.cat([labels, null])).float().chunk(2)
+        else:
+            cond = model(tokens, labels).float()
+            uncond = model(tokens, null).float()
+    return cond + scale * (cond - uncond)
+
+
+def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
+           generators: Sequence[torch.Generator], *, mask_id: int, null_class: int,
+           seq_len: int, options: SamplerOptions | None = None) -> Iterator[SamplerState]:
+    """Run the T decoding steps, yielding the canvas after each one.
+
+    ``labels`` [B] are class ids (``null_class`` for unconditional samples);
+    ``generators`` holds one generator per sample on the model's device.
+    """
+    options = options or SamplerOptions()
+    b = labels.shape[0]
+    if len(generators) != b:
+        raise AutonatError(f"need one generator per sample: {len(generators)} generators for {b} labels")
+    if b and (int(labels.min()) < 0 or int(labels.max()) > null_class):
+        raise AutonatError(f"class ids must lie in [0, {null_class - 1}] (or {null_class} for unconditional); "
+                           f"got {labels.min().item()}..{labels.max().item()}")
+    device = labels.device
+    ranks = position_ranks(options.order, generators, seq_len, options.grid, device)
+    tokens = torch.full((b, seq_len), mask_id, dtype=torch.long, device=device)
+    counts = strategy.masked_counts(seq_len)
+    for t in range(strategy.steps):
+        masked = tokens == mask_id
+        logits = guided_logits(model, tokens, labels, strategy.cfg_scale[t], null_class, options)
+        temp = strategy.sample_temp[t]
+        if temp > 0:
+            drawn = (logits / temp + _gumbel(logits.shape[1:], generators, device)).argmax(-1)
+        else:
+            drawn = logits.argmax(-1)
+        tokens = torch.where(masked, drawn, tokens)
+        if counts[t] > 0:
+            if ranks is not None:
+                confidence = -ranks.float()  # an order policy: positions late in the order wait
+            else:
+                confidence = torch.log_softmax(logits, dim=-1).gather(-1, drawn[..., None])[..., 0]
+                if t < len(strategy.remask_temp) and strategy.remask_temp[t] > 0:
+                    confidence = confidence + strategy.remask_temp[t] * _gumbel((seq_len,), generators, device)
+                # fixed tokens score +inf and are never masked again, even when an extreme (valid) CFG scale
+                # or temperature overflows float32 and turns a masked token's score into inf or NaN
+                top = torch.finfo(confidence.dtype).max
+                confidence = torch.where(masked, confidence.nan_to_num(nan=-float("inf"), posinf=top), float("inf"))
+            remask = confidence.topk(counts[t], dim=-1, largest=False).indices
+            tokens = tokens.scatter(1, remask, mask_id)
+        del logits  # [B, L, V]: not held through the caller's time and the next forward pass (peak memory)
+        yield SamplerState(step=t, tokens=tokens, masked=tokens == mask_id)
+
+
+@torch.inference_mode()
+def sample_tokens(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
+                  generators: Sequence[torch.Generator], *, mask_id: int, null_class: int,
+                  seq_len: int, options: SamplerOptions | None = None) -> torch.Tensor:
+    """Decode to completion; returns ``LongTensor[B, seq_len]`` of codebook ids."""
+    state = None
+    for state in decode(model, strategy, labels, generators, mask_id=mask_id, null_class=null_class,
+                        seq_len=seq_len, options=options):
+        pass
+    return state.tokens

@@ -1,0 +1,1 @@
+"""AutoNAT's searches: the generation strategy, the training strategy (Beta mask ratios), the objective."""

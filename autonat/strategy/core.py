@@ -1,0 +1,141 @@
+"""The generation strategy: four per-step schedule vectors for T-step parallel decoding."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from autonat.errors import AutonatError
+
+OFFICIAL_KEYS = {
+    "manual_ratios": "mask_ratio",
+    "manual_temp": "remask_temp",
+    "manual_samp_temp": "sample_temp",
+    "manual_cfg": "cfg_scale",
+}
+FIELDS = ("mask_ratio", "remask_temp", "sample_temp", "cfg_scale")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Four per-step schedule vectors; construct through :meth:`create` to validate."""
+
+    mask_ratio: tuple[float, ...]
+    remask_temp: tuple[float, ...]
+    sample_temp: tuple[float, ...]
+    cfg_scale: tuple[float, ...]
+
+    @classmethod
+    def create(cls, mask_ratio, remask_temp, sample_temp, cfg_scale) -> "Strategy":
+        s = cls(*(tuple(float(v) for v in np.asarray(x, dtype=float).reshape(-1))
+                  for x in (mask_ratio, remask_temp, sample_temp, cfg_scale)))
+        s.validate()
+        return s
+
+    @property
+    def steps(self) -> int:
+        return len(self.sample_temp)
+
+    def validate(self) -> None:
+        """Raise :class:`AutonatError` naming the first problem found."""
+        t = len(self.sample_temp)
+        if t < 1:
+            raise AutonatError("a strategy needs at least one step (sample_temp is empty)")
+        expected = {"mask_ratio": t - 1, "remask_temp": t - 1, "sample_temp": t, "cfg_scale": t}
+        for name, n in expected.items():
+            values = getattr(self, name)
+            if len(values) != n:
+                raise AutonatError(
+                    f"strategy {name} has {len(values)} values; {t} steps need {n} "
+                    "(mask_ratio and remask_temp: steps - 1; sample_temp and cfg_scale: steps)")
+            if any(not math.isfinite(v) for v in values):
+                raise AutonatError(f"strategy {name} holds NaN or infinite values: {list(values)}")
+        if any(not 0.0 <= r < 1.0 for r in self.mask_ratio):
+            raise AutonatError(f"strategy mask_ratio values must lie in [0, 1): {list(self.mask_ratio)}")
+        if any(b > a + 1e-12 for a, b in zip(self.mask_ratio, self.mask_ratio[1:])):
+            raise AutonatError(f"strategy mask_ratio must be non-increasing: {list(self.mask_ratio)}")
+        for name in ("remask_temp", "sample_temp"):
+            if any(v < 0 for v in getattr(self, name)):
+                raise AutonatError(f"strategy {name} must be >= 0: {list(getattr(self, name))}")
+
+    def masked_counts(self, length: int) -> list[int]:
+        """Tokens still masked after each step for a sequence of ``length`` tokens.
+
+        ``max(1, min(#masked - 1, floor(length * ratio)))`` for every step but
+        the last, which leaves none (as MaskGIT and AutoNAT).
+        """
+        counts, masked = [], length
+        for ratio in self.mask_ratio:
+            masked = max(1, min(masked - 1, math.floor(length * ratio)))
+            counts.append(masked)
+        return counts + [0]
+
+    def to_dict(self, official: bool = False) -> dict:
+        if official:
+            return {k: list(getattr(self, v)) for k, v in OFFICIAL_KEYS.items()}
+        return {"steps": self.steps, **{k: list(getattr(self, k)) for k in FIELDS}}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "strategy") -> "Strategy":
+        if not isinstance(data, dict):
+            raise AutonatError(f"{where} must be a mapping of the four schedule vectors")
+        if any(k in data for k in OFFICIAL_KEYS):
+            data = {OFFICIAL_KEYS.get(k, k): v for k, v in data.items()}
+        missing = [k for k in FIELDS if k not in data]
+        if missing:
+            raise AutonatError(
+                f"{where} lacks {', '.join(missing)} (need {', '.join(FIELDS)} or the official "
+                f"{', '.join(OFFICIAL_KEYS)})")
+        try:
+            s = cls.create(*(data[k] for k in FIELDS))
+        except (TypeError, ValueError) as exc:
+            raise AutonatError(f"{where}: schedule values must be lists of numbers ({exc})") from exc
+        if "steps" in data and int(data["steps"]) != s.steps:
+            raise AutonatError(f"{where} says steps: {data['steps']} but its vectors describe {s.steps} steps")
+        return s
+
+
+# --------------------------------------------------------------------------- builders
+def cosine_mask_ratios(steps: int) -> list[float]:
+    """MaskGIT's cosine schedule: ``cos(pi/2 * (t + 1) / T)`` for t = 0 .. T-2."""
+    return [math.cos(math.pi / 2 * (t + 1) / steps) for t in range(steps - 1)]
+
+
+def maskgit_cosine(steps: int, remask_temp: float = 4.5, sample_temp: float = 1.0,
+                   cfg_scale: float = 0.0) -> Strategy:
+    """The MaskGIT heuristic (Chang et al., CVPR 2022; google-research/maskgit).
+
+    Cosine mask schedule and Gumbel choice temperature ``remask_temp`` annealed
+    linearly, ``remask_temp * (1 - (t + 1) / T)``; constant sampling
+    temperature and CFG scale.
+    """
+    _check_steps(steps)
+    return Strategy.create(
+        cosine_mask_ratios(steps),
+        [remask_temp * (1 - (t + 1) / steps) for t in range(steps - 1)],
+        [sample_temp] * steps,
+        [cfg_scale] * steps,
+    )
+
+
+def autonat_init(steps: int, remask_temp: tuple[float, float] = (3.0, 1.0),
+                 cfg_scale: tuple[float, float] = (0.0, 3.0)) -> Strategy:
+    """AutoNAT's starting point for the generation-strategy search (Ni et al., CVPR 2024).
+
+    Cosine mask ratios, re-masking temperature decreasing linearly from
+    ``remask_temp[0]`` to ``remask_temp[1]``, sampling temperature 1, and CFG
+    increasing linearly from ``cfg_scale[0]`` to ``cfg_scale[1]``.
+    """
+    _check_steps(steps)
+    return Strategy.create(
+        cosine_mask_ratios(steps),
+        np.linspace(remask_temp[0], remask_temp[1], steps - 1),
+        [1.0] * steps,
+        np.linspace(cfg_scale[0], cfg_scale[1], steps),
+    )
+
+
+def _check_steps(steps: int) -> None:
+    if steps < 1:
+        raise AutonatError(f"the number of steps must be at least 1, got {steps}")

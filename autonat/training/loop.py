@@ -1,0 +1,334 @@
+"""None"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from autonat.data.token_cache import TokenCache, read_token_cache
+from autonat.errors import AutonatError
+from autonat.generator.checkpoint import save_generator
+from autonat.generator.uvit import UViT, UViTConfig
+from autonat.io.atomic import explain_disk_full
+from autonat.io.config import to_plain
+from autonat.training.masking import mask_batch, masked_accuracy, masked_cross_entropy
+from autonat.training.recipe import (
+    OptimConfig,
+    Recipe,
+    recipe_from_dict,
+    resolve_mixed_precision,
+)
+from autonat.training.run_dir import RunDir
+
+
+def train_from_recipe(d: dict) -> Path | None:
+    return train(recipe_from_dict(d), raw=d)
+
+
+# --------------------------------------------------------------------------- pieces
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
+    """The items of global batch ``step``: consecutive slices of per-epoch permutations."""
+    start = step * batch_size
+    out = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        out.extend(perm[offset: offset + batch_size - len(out)].tolist())
+    return np.asarray(out)
+
+
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for step ``step``; ``stream`` separates independent uses."""
+    mixed = np.random.SeedSequence([seed, step, stream]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed >> np.uint64(1)))
+
+
+def learning_rate(step: int, optim: OptimConfig) -> float:
+    """Linear warm-up to ``optim.lr``, then constant (U-ViT / AutoNAT)."""
+    return optim.lr * min(1.0, (step + 1) / max(1, optim.warmup_steps))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    ema_p = list(ema.parameters())
+    torch._foreach_lerp_(ema_p, [p.detach().float() for p in model.parameters()], 1.0 - decay)
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA decay warmed up over the first steps so early weights do not dominate."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+class StopRequest:
+    """Turns SIGTERM / SIGINT into a flag checked at step boundaries.
+
+    The first signal asks for a checkpoint at the next step boundary; a second
+    one aborts at once (KeyboardInterrupt) without saving, for a user who
+    cannot wait. What is on disk stays consistent either way: every write is
+    atomic.
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old = {}
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"autonat: {signal.Signals(signum).name} received; stopping at the next step boundary "
+              "(send it again to abort without saving)", file=sys.stderr, flush=True)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal else "no signal"
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------- the loop
+def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
+    """Train the generator; returns the final checkpoint directory (on the main process)."""
+    from accelerate import Accelerator
+
+    cfg = recipe.train
+    # Without CUDA, processes started by `accelerate launch --multi_gpu` join a gloo (CPU) group.
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
+                              cpu=not torch.cuda.is_available())
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if cfg.batch_size % world:
+        raise AutonatError(f"train.batch_size {cfg.batch_size} must divide evenly over {world} processes")
+    cache = read_token_cache(recipe.cache)
+    run = RunDir(cfg.out_dir)
+    tokens_all = torch.from_numpy(np.asarray(cache.tokens, dtype=np.int64))
+    labels_all = torch.from_numpy(np.asarray(cache.labels, dtype=np.int64))
+    _check_cache(cache, recipe.model)
+
+    torch.manual_seed(cfg.seed)
+    model = UViT(recipe.model)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    # fused: the whole update in one kernel instead of a dozen per parameter (same maths; ~2% of an
+    # AutoNAT-S step on CPU, see docs/benchmarks.md)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
+                            weight_decay=recipe.optim.weight_decay, fused=True)
+    model, opt = accelerator.prepare(model, opt)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+
+    if accelerator.is_main_process:
+        run.clean_partial()
+    accelerator.wait_for_everyone()
+    start = 0
+    latest = run.latest_state() if cfg.resume else None
+    if latest is not None:
+        start, path = latest
+        _load_state(accelerator, path)
+        accelerator.print(f"resumed from {path} at step {start}")
+    if accelerator.is_main_process:
+        run.root.mkdir(parents=True, exist_ok=True)
+        (run.root / "recipe.json").write_text(json.dumps(to_plain(raw or recipe), indent=2))
+        _truncate_log(run.log, start)
+    tokenizer_ref = dict(cache.meta.get("tokenizer", {}))
+
+    per_rank = cfg.batch_size // world
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+               disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    t0, tokens_seen = time.time(), 0
+    with StopRequest() as stop:
+        for step in bar:
+            model.train()
+            idx = batch_indices(step, cfg.batch_size, len(labels_all), cfg.seed)
+            batch = mask_batch(tokens_all[idx], labels_all[idx], recipe.masking, recipe.model.mask_id,
+                               recipe.model.null_class, generator=step_generator(cfg.seed, step))
+            mine = slice(rank * per_rank, (rank + 1) * per_rank)
+            inputs, mask = batch.inputs[mine].to(accelerator.device), batch.mask[mine].to(accelerator.device)
+            targets = tokens_all[idx][mine].to(accelerator.device)
+            labels = batch.labels[mine].to(accelerator.device)
+            lr = learning_rate(step, recipe.optim)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(int(step_generator(cfg.seed, step, 1 + rank).initial_seed()))  # dropout noise
+            logits = model(inputs, labels)
+            loss = masked_cross_entropy(logits, targets, mask, recipe.masking.label_smoothing)
+            if not torch.isfinite(loss):
+                raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {_last_good(run)}; "
+                                   "lower optim.lr, or use mixed_precision=no")
+            done = step + 1
+            logs = done % cfg.log_every == 0 or done == cfg.steps
+            stats = _step_stats(loss, logits, targets, mask) if logs else None
+            del logits  # the [B, L, V] logits are not needed past the loss: free them before the update (peak memory)
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)  # free the gradients now, not during the next forward (peak memory)
+            update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, cfg.ema_decay))
+            tokens_seen += int(mask.numel())
+            if logs:
+                row = _log_row(accelerator, done, stats, lr, grad_norm, t0, tokens_seen)
+                if accelerator.is_main_process:
+                    _append_log(run.log, row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc1']:.3f}", lr=f"{lr:.2e}",
+                                masked=f"{row['masked_frac']:.2f}")
+            stopping = _any_process(accelerator, stop.signal is not None)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
+                _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints)
+            if stopping:
+                accelerator.print(f"stopped by {stop.name} at step {done}: state saved in "
+                                  f"{run.state / f'step_{done}'}; run the same command again to resume")
+                raise SystemExit(128 + (stop.signal or signal.SIGTERM))
+    bar.close()
+    final = run.checkpoints / f"step_{cfg.steps}"
+    if accelerator.is_main_process:
+        _write_health_plot(run)
+    accelerator.wait_for_everyone()
+    return final if accelerator.is_main_process else None
+
+
+def _last_good(run: RunDir) -> str:
+    """Where the newest complete checkpoint and resumable state are, in words."""
+    latest = run.latest_state()
+    if latest is None:
+        return "No checkpoint had been written yet"
+    step, state = latest
+    return f"The last good checkpoint is kept: {run.checkpoints / f'step_{step}'} (state {state})"
+
+
+def _any_process(accelerator, flag: bool) -> bool:
+    """True on every process if ``flag`` is true on any (a signal may reach only some ranks)."""
+    if accelerator.num_processes == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(t, reduction="sum").item() > 0)
+
+
+def _load_state(accelerator, path: Path) -> None:
+    """``accelerator.load_state`` with a one-line error for a damaged or foreign state directory."""
+    try:
+        accelerator.load_state(str(path))
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise AutonatError(f"cannot resume from {path}: {type(exc).__name__}: {reason}; move that directory "
+                           "away to resume from an earlier state, or set train.resume=false") from exc
+
+
+def _check_cache(cache: TokenCache, config: UViTConfig) -> None:
+    top = int(np.asarray(cache.tokens).max()) if len(cache) else 0
+    if top >= config.codebook_size:
+        raise AutonatError(f"token cache holds id {top} but the codebook has {config.codebook_size} codes")
+    if len(cache) and (cache.labels.min() < 0 or cache.labels.max() >= config.num_classes):
+        raise AutonatError(f"token cache labels out of range [0, {config.num_classes})")
+
+
+def _step_stats(loss, logits, targets, mask) -> torch.Tensor:
+    """Loss, masked-token top-1 / top-5 accuracy and masked fraction of this process's batch."""
+    with torch.no_grad():
+        return torch.stack([loss.detach().float(), masked_accuracy(logits, targets, mask, 1),
+                            masked_accuracy(logits, targets, mask, 5), mask.float().mean()])
+
+
+def _log_row(accelerator, step, stats, lr, grad_norm, t0, tokens_seen) -> dict:
+    with torch.no_grad():
+        stats = accelerator.reduce(stats, reduction="mean")
+    elapsed = time.time() - t0
+    return {"step": step, "loss": float(stats[0]), "acc1": float(stats[1]), "acc5": float(stats[2]),
+            "masked_frac": float(stats[3]), "lr": lr, "grad_norm": float(grad_norm),
+            "tokens_per_s": tokens_seen * accelerator.num_processes / max(elapsed, 1e-9),
+            "elapsed_s": round(elapsed, 2)}
+
+
+def _append_log(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with explain_disk_full(path, kept="earlier log rows and checkpoints are intact"), \
+            open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _complete_row(row: dict, step: int) -> bool:
+    """A log row written in full (a kill mid-append leaves a short last line) and not after ``step``."""
+    if any(v is None or v == "" for v in row.values()) or None in row:
+        return False
+    try:
+        return int(row["step"]) <= step
+    except ValueError:
+        return False
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows after ``step`` (and a half-written last row) so a resumed run's log has no duplicates."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    kept = [r for r in rows if _complete_row(r, step)]
+    from autonat.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_ref: dict, keep: int) -> None:
+    """Inference checkpoint (EMA), then resumable state, each written atomically.
+
+    The state is written to ``state/.step_N.tmp`` and renamed to ``state/step_N``
+    only once complete (``trainer.json`` last), and only after
+    ``checkpoints/step_N`` exists, so a resumable state always has its
+    checkpoint and a kill at any point leaves the previous state loadable.
+    """
+    tmp = run.state / f".step_{step}.tmp"
+    kept = "the earlier checkpoints and states are intact"
+    if accelerator.is_main_process:
+        save_generator(run.checkpoints / f"step_{step}", ema, recipe.model, tokenizer_ref,
+                       meta={"training": {"step": step, "masking": recipe.masking, "cache": recipe.cache,
+                                           "num_processes": accelerator.num_processes}})
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    try:
+        with explain_disk_full(tmp, kept=kept):
+            accelerator.save_state(str(tmp))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees the space a full disk needs back
+        raise
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with explain_disk_full(tmp, kept=kept):
+            (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+        final = run.state / f"step_{step}"
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        run.prune(keep)
+    accelerator.wait_for_everyone()
+
+
+def _write_health_plot(run: RunDir) -> None:
+    """Loss and masked-token accuracy curves of the run as ``curves.png``."""
+    if not run.log.exists():
+        return
+    from autonat.plots import plot_training_curves
+
+    plot_training_curves(run.log, run.root / "curves.png")
