@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from autonat.generator.checkpoint import save_generator
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import explain_disk_full
 from autonat.io.config import to_plain
+from autonat.io.interrupt import StopRequest
 from autonat.training.masking import mask_batch, masked_accuracy, masked_cross_entropy
 from autonat.training.recipe import (
     OptimConfig,
@@ -66,43 +66,6 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def ema_decay_at(step: int, decay: float) -> float:
     """EMA decay warmed up over the first steps so early weights do not dominate."""
     return min(decay, (1 + step) / (10 + step))
-
-
-class StopRequest:
-    """Turns SIGTERM / SIGINT into a flag checked at step boundaries.
-
-    The first signal asks for a checkpoint at the next step boundary; a second
-    one aborts at once (KeyboardInterrupt) without saving, for a user who
-    cannot wait. What is on disk stays consistent either way: every write is
-    atomic.
-    """
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old = {}
-
-    def __enter__(self) -> "StopRequest":
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:
-            raise KeyboardInterrupt
-        self.signal = signum
-        print(f"autonat: {signal.Signals(signum).name} received; stopping at the next step boundary "
-              "(send it again to abort without saving)", file=sys.stderr, flush=True)
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signal).name if self.signal else "no signal"
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 # --------------------------------------------------------------------------- the loop
