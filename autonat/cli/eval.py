@@ -39,7 +39,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
     p.add_argument("--strategy", help="strategy YAML (ours or an official AutoNAT file)")
     p.add_argument("--schedule", default="cosine", help="named schedule when no --strategy (see `autonat strategy list`; default cosine)")
-    p.add_argument("--steps", type=int, default=8, help="steps for a named schedule (default 8)")
+    p.add_argument("--steps", type=int, help="steps for a named schedule (default 8; a file's own otherwise)")
     p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
     p.add_argument("--order", default="confidence", help="decoding order: confidence (default), random, halton")
     p.add_argument("--metrics", help="comma-separated subset of fid,is,kid,pr (default: all the reference allows)")
@@ -128,7 +128,7 @@ def _images(args, device):
     pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, device)
     strategy = resolve_strategy(args)
     options = SamplerOptions(order=args.order, grid=tuple(pipe.generator.config.grid))
-    label = args.strategy or f"{args.schedule}({args.steps})"
+    label = args.strategy or f"{args.schedule}({strategy.steps})"
     info = {"checkpoint": args.checkpoint, "seed": args.seed,
             "strategy": {"source": label, "cfg_override": args.cfg, "order": args.order, **strategy.to_dict()}}
     labels = balanced_labels(args.num_samples, pipe.num_classes)

@@ -18,7 +18,7 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", help="tokenizer (default: the one recorded in the checkpoint)")
     p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
     p.add_argument("--strategy", help="strategy YAML (ours or an official AutoNAT file)")
-    p.add_argument("--steps", type=int, default=8, help="steps for a named schedule (default 8)")
+    p.add_argument("--steps", type=int, help="steps for a named schedule (default 8; a file's own otherwise)")
     p.add_argument("--schedule", default="cosine",
                    help="named schedule when no --strategy (see `autonat strategy list`; default cosine)")
     p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
@@ -47,10 +47,13 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve_strategy(args):
     from autonat.strategy.core import Strategy
-    from autonat.strategy.files import load_strategy
+    from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
     from autonat.strategy.zoo import build_strategy
 
-    strategy = load_strategy(args.strategy) if args.strategy else build_strategy(args.schedule, args.steps)
+    if args.strategy:
+        strategy = check_steps(load_strategy(args.strategy), args.steps, args.strategy)
+    else:
+        strategy = build_strategy(args.schedule, DEFAULT_STEPS if args.steps is None else args.steps)
     if getattr(args, "cfg", None) is not None:
         strategy = Strategy.create(strategy.mask_ratio, strategy.remask_temp, strategy.sample_temp,
                                    [args.cfg] * strategy.steps)

@@ -14,7 +14,7 @@ def add_strategy_parser(sub) -> None:
     actions = p.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="print the per-step vectors and tokens decoded per step")
     show.add_argument("source", metavar="FILE|NAME", help="strategy YAML, or a named schedule (see `list`)")
-    show.add_argument("--steps", type=int, default=8, help="steps for a named schedule (default 8)")
+    show.add_argument("--steps", type=int, help="steps for a named schedule (default 8; a file's own otherwise)")
     show.add_argument("--grid", type=int, nargs=2, default=(16, 16), metavar=("H", "W"),
                       help="token grid the decoded counts refer to (default 16 16)")
     show.add_argument("--plot", help="also write a PNG plot of the schedules here")

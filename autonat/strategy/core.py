@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ OFFICIAL_KEYS = {
     "manual_cfg": "cfg_scale",
 }
 FIELDS = ("mask_ratio", "remask_temp", "sample_temp", "cfg_scale")
+KNOWN_KEYS = (*FIELDS, "steps")  # what :meth:`Strategy.to_dict` writes; any other key in a file is an error
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Strategy:
     cfg_scale: tuple[float, ...]
 
     @classmethod
-    def create(cls, mask_ratio, remask_temp, sample_temp, cfg_scale) -> "Strategy":
+    def create(cls, mask_ratio, remask_temp, sample_temp, cfg_scale) -> Strategy:
         s = cls(*(tuple(float(v) for v in np.asarray(x, dtype=float).reshape(-1))
                   for x in (mask_ratio, remask_temp, sample_temp, cfg_scale)))
         s.validate()
@@ -77,23 +79,44 @@ class Strategy:
         return {"steps": self.steps, **{k: list(getattr(self, k)) for k in FIELDS}}
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "strategy") -> "Strategy":
+    def from_dict(cls, data: dict, where: str = "strategy") -> Strategy:
+        """Read the four vectors (our key names or the official ``manual_*``) and an optional ``steps``.
+
+        Every other key is an error naming it: a misspelt key would otherwise be
+        dropped without a word.
+        """
         if not isinstance(data, dict):
             raise AutonatError(f"{where} must be a mapping of the four schedule vectors")
-        if any(k in data for k in OFFICIAL_KEYS):
-            data = {OFFICIAL_KEYS.get(k, k): v for k, v in data.items()}
-        missing = [k for k in FIELDS if k not in data]
+        names = {OFFICIAL_KEYS.get(k, k): k for k in data}  # our name -> the name in the file
+        unknown = [k for k in data if OFFICIAL_KEYS.get(k, k) not in KNOWN_KEYS]
+        if unknown:
+            raise AutonatError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; a strategy holds "
+                               f"{', '.join(KNOWN_KEYS)} (or the official {', '.join(OFFICIAL_KEYS)})")
+        if len(names) < len(data):
+            both = [f"{k} and {names[v]}" for k, v in OFFICIAL_KEYS.items() if k in data and v in data]
+            raise AutonatError(f"{where} gives {', '.join(both)}: keep one name for each vector")
+        missing = [k for k in FIELDS if k not in names]
         if missing:
             raise AutonatError(
                 f"{where} lacks {', '.join(missing)} (need {', '.join(FIELDS)} or the official "
                 f"{', '.join(OFFICIAL_KEYS)})")
-        try:
-            s = cls.create(*(data[k] for k in FIELDS))
-        except (TypeError, ValueError) as exc:
-            raise AutonatError(f"{where}: schedule values must be lists of numbers ({exc})") from exc
-        if "steps" in data and int(data["steps"]) != s.steps:
-            raise AutonatError(f"{where} says steps: {data['steps']} but its vectors describe {s.steps} steps")
+        s = cls.create(*(_numbers(data[names[k]], names[k], where) for k in FIELDS))
+        if "steps" in data:
+            steps = data["steps"]
+            if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+                raise AutonatError(f"{where}: steps must be a whole number, found {steps!r}")
+            if steps != s.steps:
+                raise AutonatError(f"{where} says steps: {steps} but its vectors describe {s.steps} steps")
         return s
+
+
+def _numbers(values, key: str, where: str) -> list[float]:
+    """A schedule vector from a file: a list of numbers (a single number counts as a list of one)."""
+    items = values if isinstance(values, list) else [values]
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise AutonatError(f"{where}: {key} must be a list of numbers, found {v!r}")
+    return [float(v) for v in items]
 
 
 # --------------------------------------------------------------------------- builders

@@ -5,17 +5,20 @@ from pathlib import Path
 
 from autonat.errors import AutonatError
 from autonat.strategy.core import Strategy
-from autonat.strategy.files import load_strategy
+from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
 from autonat.strategy.zoo import BUILDERS, build_strategy
 
 
-def resolve(source: str, steps: int) -> tuple[Strategy, str]:
-    """A strategy from a YAML path or a builder name, with a title describing it."""
+def resolve(source: str, steps: int | None) -> tuple[Strategy, str]:
+    """A strategy from a YAML path or a builder name, with a title describing it.
+
+    ``steps`` (``--steps``; None when not given) sets T of a named schedule and must agree with a file's.
+    """
     path = Path(source)
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
-        return load_strategy(path), str(path)
+        return check_steps(load_strategy(path), steps, str(path)), str(path)
     if source in BUILDERS:
-        return build_strategy(source, steps), source
+        return build_strategy(source, DEFAULT_STEPS if steps is None else steps), source
     raise AutonatError(f"{source!r} is neither a strategy file nor a named schedule "
                        f"({', '.join(sorted(BUILDERS))})")
 
