@@ -30,7 +30,7 @@ from autonat.generator.official import (
     uvit_from_official,
 )
 from autonat.generator.uvit import UViT, named_config
-from autonat.io.released import read_state_dict
+from autonat.io.weights import read_state_dict
 from autonat.sampling.pipeline import Pipeline
 from autonat.sampling.sampler import SamplerOptions, make_generators, sample_tokens
 from autonat.strategy.core import Strategy

@@ -794,12 +794,12 @@ class _Touch:
 
 
 def _loaders():
-    from autonat.io.released import read_state_dict
-    from autonat.io.weights import load_state_dict_file
+    from autonat.evaluation.digit_classifier import load_digit_classifier
+    from autonat.io.weights import read_state_dict
     from autonat.tokenizers.loader import load_tokenizer
 
-    return {"weights.load_state_dict_file": load_state_dict_file, "released.read_state_dict": read_state_dict,
-            "tokenizer.load_tokenizer": load_tokenizer}
+    return {"weights.read_state_dict": read_state_dict, "tokenizer.load_tokenizer": load_tokenizer,
+            "digit_classifier.load_digit_classifier": load_digit_classifier}
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")

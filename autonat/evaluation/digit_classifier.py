@@ -27,7 +27,7 @@ from tqdm import tqdm
 from autonat import ASSETS
 from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_dir
-from autonat.io.weights import load_state_dict_file, load_strict
+from autonat.io.weights import load_strict, read_state_dict, save_safetensors
 
 ASSET_DIR = ASSETS / "digit_classifier"
 WEIGHTS_FILE = "model.safetensors"
@@ -175,13 +175,10 @@ def is_digit_classifier_dir(path: str | Path) -> bool:
 
 def save_digit_classifier(model: DigitNet, out_dir: str | Path, config: DigitTrainConfig, report: dict) -> None:
     """Write ``model.safetensors`` and ``info.json`` atomically into ``out_dir``."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     info = {"format": "autonat-digit-classifier", "version": 1, "net": asdict(model.config),
             "train": {**asdict(config), "split": "demo train"}, "report": report}
     with atomic_dir(out_dir, KIND, is_digit_classifier_dir) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE))
+        save_safetensors(model.state_dict(), tmp / WEIGHTS_FILE, atomic=False)
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
 
@@ -195,7 +192,7 @@ def load_digit_classifier(path: str | Path | None = None) -> DigitNet:
     info_file = weights.parent / INFO_FILE
     net = DigitNetConfig(**json.loads(info_file.read_text())["net"]) if info_file.exists() else DigitNetConfig()
     model = DigitNet(net)
-    load_strict(model, load_state_dict_file(weights), what=f"digit classifier {weights}")
+    load_strict(model, read_state_dict(weights), what=f"digit classifier {weights}")
     return model.eval().requires_grad_(False)
 
 

@@ -120,9 +120,9 @@ def check_inception_weights(path: Path) -> None:
     torch-fidelity then loads it itself (with ``weights_only=False``), which is
     only safe once this check has passed.
     """
-    from autonat.io.weights import load_state_dict_file
+    from autonat.io.weights import read_state_dict
 
-    state = load_state_dict_file(path)
+    state = read_state_dict(path)
     if not isinstance(state, dict) or "fc.weight" not in state or "Mixed_7c.branch_pool.conv.weight" not in state:
         raise AutonatError(f"{path} is not an Inception-v3 state dict of torch-fidelity/pytorch-fid layout "
                            f"(expected {INCEPTION_FILE} from {INCEPTION_URL})")

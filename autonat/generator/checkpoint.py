@@ -17,7 +17,7 @@ from autonat.errors import AutonatError
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import atomic_dir
 from autonat.io.config import to_plain
-from autonat.io.weights import load_state_dict_file, load_strict
+from autonat.io.weights import load_strict, read_state_dict, save_safetensors
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -62,13 +62,10 @@ def is_generator_checkpoint(path: str | Path) -> bool:
 def save_generator(path: str | Path, model: torch.nn.Module, config: UViTConfig, tokenizer: dict,
                    meta: dict | None = None) -> None:
     """Write a checkpoint directory atomically (a crash never leaves half of one)."""
-    from safetensors.torch import save_file
-
     info = {"format": FORMAT, "version": 1, "model": to_plain(config), "tokenizer": to_plain(tokenizer),
             **to_plain(meta or {})}
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_dir(path, KIND, is_generator_checkpoint) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE))
+        save_safetensors(model.state_dict(), tmp / WEIGHTS_FILE, atomic=False)
         (tmp / CONFIG_FILE).write_text(json.dumps(info, indent=2))
 
 
@@ -95,7 +92,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Gene
     except (TypeError, ValueError) as exc:
         raise AutonatError(f"{path / CONFIG_FILE}: bad model section: {exc}") from exc
     model = UViT(config)
-    load_strict(model, load_state_dict_file(path / WEIGHTS_FILE), what=f"checkpoint {path}")
+    load_strict(model, read_state_dict(path / WEIGHTS_FILE), what=f"checkpoint {path}")
     model.requires_grad_(False)
     return Generator(model=model.eval().to(device), config=config, tokenizer=info.get("tokenizer", {}),
                      path=path, meta=info)

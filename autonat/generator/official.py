@@ -9,7 +9,8 @@ import torch
 
 from autonat.errors import AutonatError
 from autonat.generator.uvit import UViT, UViTConfig
-from autonat.io.released import _looks_like, _materialise, identify, read_state_dict
+from autonat.io.released import _looks_like, _materialise, identify
+from autonat.io.weights import read_state_dict
 
 # --------------------------------------------------------------------------- AutoNAT generator
 

@@ -1,52 +1,147 @@
 """Reading and writing weight files safely, with errors that say what is wrong.
 
-Foreign ``.ckpt``/``.pth`` files are read with ``torch.load(weights_only=True)``
-so no pickled code runs; our own weights are safetensors.
+One reader, :func:`read_state_dict`, for every weights file the toolkit
+opens (its own safetensors, released ``.pth``/``.ckpt``/``.bin``): pickles are
+read with ``torch.load(weights_only=True)``, so no pickled code runs. One
+writer, :func:`save_safetensors`, for every weights file it writes.
 """
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_path
 
+#: Prefixes added by DDP / ``torch.compile`` wrappers, stripped on reading.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict from safetensors or a (weights-only) torch pickle."""
+# --------------------------------------------------------------------------- reading
+
+
+class _Opaque:
+    """Stands in for a class or function a checkpoint names; holds what it was given, runs nothing."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state) -> None:
+        self.state = state
+
+
+def _placeholder(full_name: str) -> tuple[type, str]:
+    module, _, name = full_name.rpartition(".")
+    return type(name or full_name, (_Opaque,), {"__module__": module, "__qualname__": name}), full_name
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # legacy (non-zip) format: found one at a time below
+        return []
+
+
+_UNSUPPORTED = re.compile(r"GLOBAL (\S+) was not an allowed global")
+
+
+def _torch_load(path: Path):
+    """``torch.load(weights_only=True)``, with inert placeholders for trainer objects' classes."""
+    names = _unsafe_globals(path)
+    for _ in range(64):
+        try:
+            with torch.serialization.safe_globals([_placeholder(n) for n in names]):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            found = _UNSUPPORTED.search(str(exc))
+            if found and found.group(1) not in names:
+                names.append(found.group(1))
+                continue
+            reason = _reason(exc)
+            if "GLOBAL" in reason:  # a name torch blocks outright (os, subprocess, ...): never allow it
+                raise AutonatError(f"refusing to read {path}: {reason}") from exc
+            raise AutonatError(f"cannot read weights from {path}: not a torch weights file ({reason})") from exc
+    raise AutonatError(f"cannot read {path}: it names too many foreign classes to be a weights file")
+
+
+def _reason(exc: Exception) -> str:
+    """The informative line of a weights-only unpickling error (the one naming the global)."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.startswith(("Weights only load failed", "Please file", "Check the doc"))]
+    return next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(exc).__name__)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (``.safetensors``, or a ``.pth``/``.ckpt``/``.bin`` pickle).
+
+    Unwraps ``{"state_dict": ...}`` (Lightning, MAGE) and ``{"model": ...}``
+    and strips DDP/compile prefixes; any other object a pickle names becomes
+    an inert placeholder and is dropped.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise AutonatError(f"weights file not found: {path}")
     try:
         if path.suffix == ".safetensors":
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            obj = _torch_load(path)
     except AutonatError:
         raise
-    except pickle.UnpicklingError as exc:  # names code or objects beyond plain tensors: never run
-        raise AutonatError(f"refusing to read {path}: it holds more than plain tensors "
-                           f"({unpickling_reason(exc)}); nothing in it was run") from exc
-    except Exception as exc:  # corrupt, truncated or not a weights file at all
+    except Exception as exc:  # truncated, corrupt, or not a torch file at all
         raise AutonatError(f"cannot read weights from {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    return _unwrap(obj, path)
 
 
-def unpickling_reason(exc: Exception) -> str:
-    """The informative line of a weights-only unpickling error (the one naming the refused global)."""
-    lines = [line.strip().removeprefix("WeightsUnpickler error:").strip() for line in str(exc).splitlines()]
-    lines = [line for line in lines
-             if line and not line.startswith(("Weights only load failed", "Please file", "Check the doc", "(1)", "(2)"))]
-    line = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(exc).__name__)
-    return line.split(". Please use")[0].rstrip(".")
+def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj:
+        raise AutonatError(f"{path} holds no state dict (found {type(obj).__name__})")
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise AutonatError(f"{path} holds no tensors under string keys; keys: {head(map(str, obj))}")
+    for prefix in WRAPPER_PREFIXES:
+        if all(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+    return tensors
 
 
-def save_safetensors(state: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Atomically write ``state`` as safetensors (contiguous copies, shared storage untied)."""
-    tensors = {k: v.detach().contiguous().clone().cpu() for k, v in state.items()}
+def head(items, n: int = 5) -> str:
+    """The first ``n`` of ``items`` joined by commas, with how many more there are."""
+    items = list(items)
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, *, atomic: bool = True) -> None:
+    """Write ``state`` as safetensors: contiguous CPU copies, so tensors sharing storage are untied.
+
+    ``atomic=False`` writes straight to ``path``: for a file inside a folder
+    that :func:`autonat.io.atomic.atomic_dir` renames into place as a whole.
+    """
+    import safetensors.torch  # looked up at call time: tests replace save_file to simulate failures
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    if not atomic:
+        safetensors.torch.save_file(tensors, str(path))
+        return
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
+        safetensors.torch.save_file(tensors, str(tmp))
+
+
+# --------------------------------------------------------------------------- fitting a model
 
 
 def describe_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
@@ -59,8 +154,7 @@ def describe_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) ->
     parts = []
     for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
         if items:
-            more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
-            parts.append(f"{label} {len(items)}: {', '.join(items[:5])}{more}")
+            parts.append(f"{label} {len(items)}: {head(items)}")
     return "; ".join(parts)
 
 

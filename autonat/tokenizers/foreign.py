@@ -9,14 +9,8 @@ import torch
 import yaml
 
 from autonat.errors import AutonatError
-from autonat.io.released import (
-    TAMING_TRAINING_PREFIXES,
-    _head,
-    _looks_like,
-    _materialise,
-    identify,
-    read_state_dict,
-)
+from autonat.io.released import TAMING_TRAINING_PREFIXES, _looks_like, _materialise, identify
+from autonat.io.weights import head, read_state_dict
 
 # --------------------------------------------------------------------------- tokenizers
 
@@ -131,4 +125,4 @@ def read_taming_config(path: str | Path):
     if isinstance(flat, dict) and {"n_embed", "embed_dim", "ch", "ch_mult"} <= set(flat):
         return VQGANConfig.from_dict(flat)
     raise AutonatError(f"{path} is not a taming VQGAN config: expected model.params.ddconfig with n_embed and "
-                       f"embed_dim (taming's model.yaml); top-level keys: {_head(map(str, data))}")
+                       f"embed_dim (taming's model.yaml); top-level keys: {head(map(str, data))}")

@@ -50,7 +50,7 @@ def _load_native(path: Path) -> torch.nn.Module:
         model = MaskGITVQGAN(MaskGITVQGANConfig.from_dict(meta["config"]) if meta.get("config") else None)
     else:
         raise AutonatError(f"{meta_file}: unknown tokenizer kind {kind!r}")
-    from autonat.io.weights import load_state_dict_file, load_strict
+    from autonat.io.weights import load_strict, read_state_dict
 
-    load_strict(model, load_state_dict_file(path / WEIGHTS_FILE), what=f"tokenizer {path}")
+    load_strict(model, read_state_dict(path / WEIGHTS_FILE), what=f"tokenizer {path}")
     return model

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from autonat.io.atomic import atomic_dir, check_output_dir
+from autonat.io.weights import save_safetensors
 from autonat.tokenizers.base import TOKENIZER_FILE, WEIGHTS_FILE
 from autonat.tokenizers.taming import VQGAN, VQGANConfig
 
@@ -152,12 +153,9 @@ def check_tokenizer_output(path: str | Path) -> Path:
 
 def save_tokenizer(model: VQGAN, out_dir: str | Path, extra: dict | None = None) -> None:
     """Write ``tokenizer.json`` and ``model.safetensors`` atomically into ``out_dir``."""
-    from safetensors.torch import save_file
-
     meta = {"kind": model.kind, "config": _json_ready(model.config.to_dict()), **(extra or {})}
     with atomic_dir(out_dir, KIND, is_tokenizer_dir) as tmp:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE))
+        save_safetensors(model.state_dict(), tmp / WEIGHTS_FILE, atomic=False)
         (tmp / TOKENIZER_FILE).write_text(json.dumps(meta, indent=2))
 
 
