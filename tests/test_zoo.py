@@ -41,6 +41,15 @@ def test_maskgit_defaults():
     assert s == build_strategy("cosine", 8)  # the strategy module's heuristic is the same thing
 
 
+@pytest.mark.parametrize("steps", range(2, 65))
+def test_cosine_and_maskgit_give_bit_identical_ratios_and_counts(steps):
+    """One cosine definition: the heuristic and the zoo name agree to the last bit, so floor(L * ratio) agrees too."""
+    cosine, zoo = build_strategy("cosine", steps), build_strategy("maskgit", steps)
+    assert cosine.mask_ratio == zoo.mask_ratio == tuple(mask_ratios("cosine", steps))
+    for length in (64, 256, 1024):
+        assert cosine.masked_counts(length) == zoo.masked_counts(length)
+
+
 @pytest.mark.parametrize("schedule, r, expected", [
     ("arccos", 0.5, 2 / 3), ("linear", 0.25, 0.75), ("sqrt", 0.25, 0.5), ("square", 0.5, 0.75),
     ("cosine", 0.5, math.sqrt(0.5)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -120,9 +121,28 @@ def _numbers(values, key: str, where: str) -> list[float]:
 
 
 # --------------------------------------------------------------------------- builders
+def cosine_gamma(r: float) -> float:
+    """MaskGIT's cosine mask schedule ``gamma(r) = cos(pi/2 * r)``: the fraction still masked at progress ``r``."""
+    return math.cos(math.pi / 2 * r)
+
+
+def schedule_ratios(gamma: Callable[[float], float], steps: int) -> list[float]:
+    """``gamma((t + 1) / T)`` for ``t = 0 .. T - 2``: a mask schedule as per-step ratios (the last step masks none).
+
+    Every mask-ratio vector is built here, so a schedule gives bit-identical
+    ratios (and masked counts ``floor(L * ratio)``) under every name.
+    """
+    return [gamma((t + 1) / steps) for t in range(steps - 1)]
+
+
 def cosine_mask_ratios(steps: int) -> list[float]:
     """MaskGIT's cosine schedule: ``cos(pi/2 * (t + 1) / T)`` for t = 0 .. T-2."""
-    return [math.cos(math.pi / 2 * (t + 1) / steps) for t in range(steps - 1)]
+    return schedule_ratios(cosine_gamma, steps)
+
+
+def annealed_linear(start: float, steps: int) -> list[float]:
+    """``start * (1 - (t + 1) / T)`` for ``t = 0 .. T - 2``: MaskGIT's annealed choice temperature."""
+    return [start * (1 - (t + 1) / steps) for t in range(steps - 1)]
 
 
 def maskgit_cosine(steps: int, remask_temp: float = 4.5, sample_temp: float = 1.0,
@@ -136,7 +156,7 @@ def maskgit_cosine(steps: int, remask_temp: float = 4.5, sample_temp: float = 1.
     _check_steps(steps)
     return Strategy.create(
         cosine_mask_ratios(steps),
-        [remask_temp * (1 - (t + 1) / steps) for t in range(steps - 1)],
+        annealed_linear(remask_temp, steps),
         [sample_temp] * steps,
         [cfg_scale] * steps,
     )

@@ -27,7 +27,15 @@ from typing import Callable
 import numpy as np
 
 from autonat.errors import AutonatError
-from autonat.strategy.core import Strategy, _check_steps, autonat_init, maskgit_cosine
+from autonat.strategy.core import (
+    Strategy,
+    _check_steps,
+    annealed_linear,
+    autonat_init,
+    cosine_gamma,
+    maskgit_cosine,
+    schedule_ratios,
+)
 
 
 # --------------------------------------------------------------------------- CFG conventions
@@ -53,7 +61,7 @@ def cfg_to_one_plus_w_form(s: float) -> float:
 
 # --------------------------------------------------------------------------- mask schedules
 MASK_SCHEDULES: dict[str, Callable[[float], float]] = {
-    "cosine": lambda r: math.cos(math.pi / 2 * r),
+    "cosine": cosine_gamma,
     "arccos": lambda r: math.acos(r) / (math.pi / 2),
     "linear": lambda r: 1.0 - r,
     "sqrt": lambda r: 1.0 - math.sqrt(r),
@@ -71,13 +79,7 @@ def mask_ratios(schedule: str, steps: int) -> list[float]:
     if schedule not in MASK_SCHEDULES:
         raise AutonatError(f"unknown mask schedule {schedule!r}; choose one of {', '.join(MASK_SCHEDULES)}")
     _check_steps(steps)
-    gamma = MASK_SCHEDULES[schedule]
-    return [gamma((t + 1) / steps) for t in range(steps - 1)]
-
-
-def annealed_linear(start: float, steps: int) -> list[float]:
-    """``start * (1 - (t + 1) / T)`` for ``t = 0 .. T - 2``: MaskGIT's annealed choice temperature."""
-    return [start * (1 - (t + 1) / steps) for t in range(steps - 1)]
+    return schedule_ratios(MASK_SCHEDULES[schedule], steps)
 
 
 # --------------------------------------------------------------------------- CFG ramps
