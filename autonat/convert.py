@@ -6,16 +6,10 @@ from pathlib import Path
 
 from autonat.errors import AutonatError
 from autonat.generator.official import uvit_from_official
+from autonat.io.formats import KINDS
 from autonat.io.released import KIND_DESCRIPTIONS, identify
 from autonat.io.weights import read_state_dict
 from autonat.tokenizers.foreign import tokenizer_from_state
-
-#: ``--kind`` values and the detected kinds each accepts.
-KINDS = {
-    "autonat": ("autonat",),
-    "maskgit-vqgan": ("maskgit-vqgan", "maskgit-vqgan-muse"),
-    "taming": ("taming-vqgan",),
-}
 
 
 @dataclass

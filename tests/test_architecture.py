@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "autonat"
 #: Lowest first. A part may import from its own folder and from the parts on lower layers only.
 LAYERS = [
     {"errors", "__init__"},
-    {"io"},
+    {"io", "runtime"},
     {"strategy", "plots"},
     {"tokenizers", "generator"},
     {"data"},

@@ -27,11 +27,7 @@ from torch_fidelity.registry import (
 )
 
 from autonat.errors import AutonatError
-
-INCEPTION = "inception-v3-compat"
-DIGITS = "autonat-digits"
-ALIASES = {"inception": INCEPTION, "digits": DIGITS}
-METRICS = ("fid", "isc", "kid", "prc")
+from autonat.evaluation.names import ALIASES, DIGITS, INCEPTION, METRICS
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_FILE_FIDELITY = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's copy, same layout

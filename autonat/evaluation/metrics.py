@@ -13,21 +13,19 @@ from autonat.errors import AutonatError
 from autonat.evaluation.embed import embed
 from autonat.evaluation.features import FeatureExtractor
 from autonat.evaluation.images import GeneratedImages, ImageSet
+from autonat.evaluation.names import METRIC_ALIASES, METRICS
 from autonat.evaluation.reference import Reference, load_reference
 from autonat.io.atomic import append_line
-
-ALL_METRICS = ("fid", "isc", "kid", "prc")
-METRIC_ALIASES = {"is": "isc", "pr": "prc", "precision-recall": "prc"}
 
 
 # --------------------------------------------------------------------------- metrics
 def parse_metrics(requested: str | Sequence[str] | None, reference: Reference) -> tuple[str, ...]:
     """Metric names to compute: all the reference allows by default (KID and PR need reference features)."""
     if requested is None:
-        return ALL_METRICS if reference.features is not None else ("fid", "isc")
+        return METRICS if reference.features is not None else ("fid", "isc")
     names = requested.split(",") if isinstance(requested, str) else list(requested)
     names = [METRIC_ALIASES.get(m.strip().lower(), m.strip().lower()) for m in names if m.strip()]
-    unknown = [m for m in names if m not in ALL_METRICS]
+    unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise AutonatError(f"unknown metric(s) {unknown}; choose from fid, is, kid, pr")
     need_features = [m for m in names if m in ("kid", "prc")]
@@ -38,7 +36,7 @@ def parse_metrics(requested: str | Sequence[str] | None, reference: Reference) -
 
 
 def compute_metrics(features: dict[str, torch.Tensor], reference: Reference, layers: dict[str, str],
-                    metrics: Sequence[str] = ALL_METRICS, rng_seed: int = 2020) -> dict[str, float]:
+                    metrics: Sequence[str] = METRICS, rng_seed: int = 2020) -> dict[str, float]:
     """torch-fidelity's metrics of ``features`` against ``reference``."""
     from torch_fidelity.metric_fid import (
         KEY_METRIC_FID,

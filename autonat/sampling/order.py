@@ -27,9 +27,7 @@ from typing import Sequence
 import torch
 
 from autonat.errors import AutonatError
-
-ORDERS = ("confidence", "random", "halton")
-"""``confidence`` is MaskGIT's re-masking of the least confident tokens (the default)."""
+from autonat.sampling.options import ORDERS
 
 
 def radical_inverse(index: int, base: int) -> float:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from autonat.errors import AutonatError
 from autonat.generator.checkpoint import Generator, load_generator
+from autonat.sampling.options import PRECISIONS
 from autonat.sampling.sampler import (
     SamplerOptions,
     make_generators,
@@ -69,8 +70,10 @@ class Pipeline:
         return self._network
 
     def sampler_options(self, options: SamplerOptions | None = None) -> SamplerOptions:
-        """``options`` with the pipeline's autocast dtype filled in where they give none."""
+        """``options`` with the pipeline's autocast dtype and token grid filled in where they give none."""
         options = options or SamplerOptions()
+        if options.grid is None:
+            options = replace(options, grid=tuple(self.generator.config.grid))
         if options.autocast_dtype is None:
             options = replace(options, autocast_dtype=autocast_dtype(self.precision, self.device))
         return options
@@ -115,9 +118,6 @@ class Pipeline:
             yield self.images(strategy, y.tolist(), sample_seeds(seed, chunk), options), y
             bar.update(len(chunk))
         bar.close()
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:

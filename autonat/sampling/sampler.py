@@ -25,51 +25,9 @@ import numpy as np
 import torch
 
 from autonat.errors import AutonatError
+from autonat.sampling.options import SamplerOptions
 from autonat.sampling.order import position_ranks
 from autonat.strategy.core import Strategy
-
-
-@dataclass
-class SamplerOptions:
-    """Knobs of the decoding loop that are not part of the strategy.
-
-    cfg_zero_threshold: a CFG scale with ``|s|`` below this is treated as 0 and
-        the unconditional pass is skipped (the released AutoNAT-L T=8 strategy
-        writes "no guidance" as 1e-4; the effect of 1e-4 on logits is
-        ``1e-4 * (cond - uncond)``, far below sampling noise).
-    autocast_dtype: run the network under autocast in this dtype (e.g.
-        ``torch.bfloat16`` on CUDA); ``None`` keeps full precision.
-    order: which masked positions to decode: ``"confidence"`` (MaskGIT's
-        re-masking of the least confident, the default), ``"random"`` or
-        ``"halton"`` (see :mod:`autonat.order`); the last two ignore
-        ``remask_temp``.
-    grid: the token grid ``(h, w)`` for the ``"halton"`` order (default: square).
-    cfg_batching: how a guided step gets its two sets of logits: ``"batched"``
-        (one forward pass over ``2B`` rows: on CUDA the larger batch fills the
-        device better), ``"split"`` (a conditional and an unconditional pass
-        of ``B`` rows: on a CPU this is about as fast at the AutoNAT shapes,
-        faster for small models, and keeps the activations, dominated by
-        U-ViT's long skips, those of ``B`` rows) or
-        ``"auto"`` (batched on CUDA, split elsewhere; see docs/benchmarks.md).
-        Both give the same logits up to float rounding.
-    """
-
-    cfg_zero_threshold: float = 1e-3
-    autocast_dtype: torch.dtype | None = None
-    order: str = "confidence"
-    grid: tuple[int, int] | None = None
-    cfg_batching: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.cfg_batching not in CFG_BATCHING:
-            raise AutonatError(f"unknown cfg_batching {self.cfg_batching!r}; choose one of {', '.join(CFG_BATCHING)}")
-
-    def batches_cfg(self, device: torch.device) -> bool:
-        """Whether a guided step runs its two passes as one batch on ``device``."""
-        return self.cfg_batching == "batched" or (self.cfg_batching == "auto" and device.type == "cuda")
-
-
-CFG_BATCHING = ("auto", "batched", "split")
 
 
 @dataclass
