@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from autonat.evaluation.images import GeneratedImages, ImageSet
 from autonat.evaluation.names import METRIC_ALIASES, METRICS
 from autonat.evaluation.reference import Reference, load_reference
 from autonat.io.atomic import append_line
+
+KID_SUBSET = 1000  # torch-fidelity's default kid_subset_size
 
 
 # --------------------------------------------------------------------------- metrics
@@ -59,7 +62,7 @@ def compute_metrics(features: dict[str, torch.Tensor], reference: Reference, lay
         r = isc_features_to_metric(features[layers["isc"]], splits=min(10, len(gen)), rng_seed=rng_seed)
         out["is_mean"], out["is_std"] = r["inception_score_mean"], r["inception_score_std"]
     if "kid" in metrics:
-        size = min(1000, len(gen), len(reference.features))
+        size = kid_subset_size(len(gen), len(reference.features))
         r = kid_features_to_metric(features[layers["kid"]], reference.features, kid_subset_size=size,
                                    rng_seed=rng_seed, verbose=False)
         out["kid_mean"], out["kid_std"], out["kid_subset_size"] = (r["kernel_inception_distance_mean"],
@@ -68,6 +71,16 @@ def compute_metrics(features: dict[str, torch.Tensor], reference: Reference, lay
         r = prc_features_to_metric(features[layers["prc"]], reference.features, save_cpu_ram=True, verbose=False)
         out.update(precision=r["precision"], recall=r["recall"], f_score=r["f_score"])
     return out
+
+
+def kid_subset_size(generated: int, reference: int, standard: int = KID_SUBSET) -> int:
+    """KID's subset size: the standard 1000, or fewer with a note naming the number used (KIDs of
+    different subset sizes are not comparable, so the lowering is never silent)."""
+    size = min(standard, generated, reference)
+    if size < standard:
+        print(f"autonat: note: KID uses subsets of {size} images, not {standard} ({generated} evaluated, {reference} "
+              f"reference images); compare it only with KIDs of subsets of {size}", file=sys.stderr, flush=True)
+    return size
 
 
 # --------------------------------------------------------------------------- evaluation and records

@@ -94,7 +94,7 @@ class Strategy:
             raise AutonatError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; a strategy holds "
                                f"{', '.join(KNOWN_KEYS)} (or the official {', '.join(OFFICIAL_KEYS)})")
         if len(names) < len(data):
-            both = [f"{k} and {names[v]}" for k, v in OFFICIAL_KEYS.items() if k in data and v in data]
+            both = [f"{k} and {v}" for k, v in OFFICIAL_KEYS.items() if k in data and v in data]
             raise AutonatError(f"{where} gives {', '.join(both)}: keep one name for each vector")
         missing = [k for k in FIELDS if k not in names]
         if missing:
