@@ -39,5 +39,5 @@ def check_steps(strategy: Strategy, requested_steps: int | None, source: str) ->
     """
     if requested_steps is not None and requested_steps != strategy.steps:
         raise AutonatError(f"{source} has {strategy.steps} steps but --steps is {requested_steps}; "
-                           f"drop --steps or give a {requested_steps}-step strategy")
+                           f"drop --steps or give a strategy of {requested_steps} steps")
     return strategy
