@@ -10,6 +10,8 @@ from autonat.errors import AutonatError
 DEMO_NAME = "mnist-demo"
 DEMO_IMAGE_SIZE = 32
 DEMO_HELDOUT_PER_CLASS = 50  # the last 50 digits of every class (10%) are held out
+#: The splits of :func:`demo_digits`; ``demo:<split>`` names one as a set of images or an FID reference.
+DEMO_SPLITS = ("train", "heldout", "all")
 
 
 # --------------------------------------------------------------------------- demo data
@@ -38,6 +40,19 @@ def demo_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise AutonatError(f"unknown demo split {split!r}; use train, heldout or all")
     return x[keep], y[keep]
+
+
+def is_demo_reference(source) -> bool:
+    """``demo`` or ``demo:<split>``: the built-in digits as images to score or a reference (never a path)."""
+    return str(source) == "demo" or str(source).startswith("demo:")
+
+
+def demo_split(source) -> str:
+    """The split ``demo:<split>`` names, else a one-line error listing the splits."""
+    split = str(source).partition(":")[2]
+    if split not in DEMO_SPLITS:
+        raise AutonatError(f"say which demo digits: {', '.join('demo:' + s for s in DEMO_SPLITS)}")
+    return split
 
 
 def digits_to_images(digits: np.ndarray) -> torch.Tensor:

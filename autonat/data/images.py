@@ -68,6 +68,20 @@ class ImageFolderDataset(Dataset):
         return TF.to_tensor(img), label
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Floats in [0, 1] ``[N, C, H, W]`` -> uint8 on the CPU: ``round(255 * clamp(x, 0, 1))``.
+
+    The one conversion every written or scored image goes through (PNGs,
+    ``.npz`` batches, generated and demo images for FID), so they agree bit for bit.
+    """
+    return images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+
+
+def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
+    """:func:`to_uint8` as a channels-last array ``[N, H, W, C]`` (PIL's and the ``.npz`` batches' layout)."""
+    return to_uint8(images).permute(0, 2, 3, 1).numpy()
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode as 8-bit RGB.
 

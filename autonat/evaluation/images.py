@@ -8,9 +8,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import torch
 
+from autonat.data.demo import demo_split, is_demo_reference
+from autonat.data.images import to_uint8, to_uint8_hwc
 from autonat.errors import AutonatError
-
-DEMO_SPLITS = ("train", "heldout", "all")
 
 
 # --------------------------------------------------------------------------- image sets
@@ -20,11 +20,6 @@ class ImageSet(Protocol):
     def __len__(self) -> int: ...
 
     def batch(self, indices: Sequence[int]) -> torch.Tensor: ...
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Floats in [0, 1] ``[B, 3, H, W]`` -> uint8 (the rounding of ``outputs.save_npz``)."""
-    return images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
 
 @dataclass
@@ -96,17 +91,12 @@ class GeneratedImages:
                                              self.options))
 
 
-def is_demo(source: str | Path) -> bool:
-    """``demo`` or ``demo:<split>`` names the built-in digits (a path never contains the colon form)."""
-    return str(source) == "demo" or str(source).startswith("demo:")
-
-
 def demo_images(split: str) -> ArrayImages:
     """The built-in MNIST demo digits of ``split`` as uint8 32x32 RGB."""
     from autonat.data.demo import DemoDigits
 
     x = DemoDigits(split).images
-    return ArrayImages(to_uint8(x).permute(0, 2, 3, 1).numpy())
+    return ArrayImages(to_uint8_hwc(x))
 
 
 def folder_images(root: Path) -> FolderImages:
@@ -163,11 +153,8 @@ def images_from_array(arr: np.ndarray, where: str) -> ArrayImages:
 def open_images(source: str | Path) -> ArrayImages | FolderImages:
     """An image folder, an ``.npz`` batch (``arr_0``), or ``demo:<split>``."""
     source = str(source)
-    if is_demo(source):
-        split = source.partition(":")[2]
-        if split not in DEMO_SPLITS:
-            raise AutonatError(f"say which demo digits: {', '.join('demo:' + s for s in DEMO_SPLITS)}")
-        return demo_images(split)
+    if is_demo_reference(source):
+        return demo_images(demo_split(source))
     path = Path(source)
     if path.is_dir():
         return folder_images(path)

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from autonat.data.demo import is_demo_reference
 from autonat.errors import AutonatError
 from autonat.evaluation.embed import embed
 from autonat.evaluation.features import FeatureExtractor
-from autonat.evaluation.images import is_demo, npz_kind, open_images, open_npz
+from autonat.evaluation.images import npz_kind, open_images, open_npz
 from autonat.io.atomic import atomic_path
 
 
@@ -66,7 +67,7 @@ def load_reference(source: str | Path, extractor: FeatureExtractor, batch_size: 
                    progress: bool = True) -> Reference:
     """Reference statistics from a statistics ``.npz``, an images ``.npz``, a folder, or ``demo:<split>``."""
     path = Path(str(source))
-    if not is_demo(source) and path.is_file():
+    if not is_demo_reference(source) and path.is_file():
         with open_npz(path) as z:
             if npz_kind(z, path) == "statistics":
                 return statistics_from_npz(z, path, extractor)

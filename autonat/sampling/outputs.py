@@ -1,4 +1,4 @@
-"""Writing samples: PNG or JPEG grids (torchvision), per-image PNGs and ADM-style ``.npz`` batches."""
+"""Writing samples: PNG grids (torchvision), per-image PNGs and ADM-style ``.npz`` batches."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,33 +7,14 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from autonat.errors import AutonatError
+from autonat.data.images import to_uint8_hwc
 from autonat.io.atomic import atomic_path
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[N, 3, H, W]`` floats in [0, 1] -> uint8 ``[N, H, W, 3]``."""
-    return images.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-#: Image formats of a grid, by the extension of its path.
-GRID_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
-
-
-def grid_format(path: str | Path) -> str:
-    """The image format ``path``'s extension asks for (check it before sampling), else a one-line error."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in GRID_FORMATS:
-        raise AutonatError(f"{path}: a grid is written as {', '.join(GRID_FORMATS)}, not "
-                           f"{suffix or 'a name without extension'}; change --out")
-    return GRID_FORMATS[suffix]
-
-
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> None:
-    """A grid, ``nrow`` images per row, written atomically as PNG or JPEG by the path's extension."""
-    fmt = grid_format(path)
+    """A PNG grid, ``nrow`` images per row, written atomically."""
     with atomic_path(path) as tmp:
-        save_image(images.float(), tmp, nrow=nrow, padding=2, format=fmt)
+        save_image(images.float(), tmp, nrow=nrow, padding=2, format="png")
 
 
 def save_pngs(images: torch.Tensor, labels: np.ndarray, folder: str | Path) -> None:
@@ -42,7 +23,7 @@ def save_pngs(images: torch.Tensor, labels: np.ndarray, folder: str | Path) -> N
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for i, (img, y) in enumerate(zip(to_uint8(images), labels)):
+    for i, (img, y) in enumerate(zip(to_uint8_hwc(images), labels)):
         with atomic_path(folder / f"{i:06d}_class{int(y)}.png") as tmp:
             Image.fromarray(img).save(tmp, format="png")
 
@@ -51,4 +32,4 @@ def save_npz(images: torch.Tensor, labels: np.ndarray, path: str | Path) -> None
     """``arr_0``: uint8 N x H x W x 3, ``arr_1``: labels (the ADM evaluation layout)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, to_uint8(images), np.asarray(labels, dtype=np.int64))
+            np.savez(f, to_uint8_hwc(images), np.asarray(labels, dtype=np.int64))
