@@ -1,4 +1,4 @@
-"""Writing samples: PNG grids (torchvision), per-image PNGs and ADM-style ``.npz`` batches."""
+"""Writing samples: PNG or JPEG grids (torchvision), per-image PNGs and ADM-style ``.npz`` batches."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,13 +8,27 @@ import torch
 from torchvision.utils import save_image
 
 from autonat.data.images import to_uint8_hwc
+from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_path
+
+#: Image formats of a grid, by the extension of its path.
+GRID_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+def grid_format(path: str | Path) -> str:
+    """The image format ``path``'s extension asks for (check it before sampling), else a one-line error."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in GRID_FORMATS:
+        raise AutonatError(f"{path}: a grid is written as {', '.join(GRID_FORMATS)}, not "
+                           f"{suffix or 'a name without extension'}; change --out")
+    return GRID_FORMATS[suffix]
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> None:
-    """A PNG grid, ``nrow`` images per row, written atomically."""
+    """A grid, ``nrow`` images per row, written atomically as PNG or JPEG by the path's extension."""
+    fmt = grid_format(path)
     with atomic_path(path) as tmp:
-        save_image(images.float(), tmp, nrow=nrow, padding=2, format="png")
+        save_image(images.float(), tmp, nrow=nrow, padding=2, format=fmt)
 
 
 def save_pngs(images: torch.Tensor, labels: np.ndarray, folder: str | Path) -> None:
