@@ -27,6 +27,7 @@ from torch_fidelity.registry import (
 )
 
 from autonat.errors import AutonatError
+from autonat.evaluation.domain import digit_domain_problem, warn_digit_features
 from autonat.evaluation.names import ALIASES, DIGITS, INCEPTION, METRICS
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -150,6 +151,7 @@ class FeatureExtractor:
     layers: dict[str, str]  # metric ("fid", "isc", "kid", "prc") -> feature layer
     weights: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    warned: bool = field(default=False, repr=False)  # the digit-features warning is given once per extractor
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -157,8 +159,16 @@ class FeatureExtractor:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise AutonatError(f"feature extractors take uint8 [B, 3, H, W] images, got {images.dtype} "
                                f"{tuple(images.shape)}")
+        if self.name == DIGITS and not self.warned:
+            self.warn_off_domain(digit_domain_problem(images))
         out = self.module(images.to(self.device))
         return {k: v.float().cpu() for k, v in self.module.convert_features_tuple_to_dict(out).items()}
+
+    def warn_off_domain(self, reason: str | None) -> None:
+        """Warn (once) that digit-classifier features of what ``reason`` names mean nothing; None: no warning."""
+        if reason is not None and self.name == DIGITS and not self.warned:
+            self.warned = True
+            warn_digit_features(reason)
 
     def feature_dim(self, metric: str = "fid") -> int:
         """Width of the features ``metric`` reads (found by embedding one blank image)."""
@@ -203,4 +213,6 @@ def load_feature_extractor(name: str, weights: str | Path | None = None,
 
 def default_extractor_name(reference: str) -> str:
     """``auto``: the digit classifier for the built-in demo references, Inception otherwise."""
-    return DIGITS if str(reference) == "demo" or str(reference).startswith("demo:") else INCEPTION
+    from autonat.data.demo import is_demo_reference
+
+    return DIGITS if is_demo_reference(reference) else INCEPTION

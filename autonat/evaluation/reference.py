@@ -10,7 +10,11 @@ import torch
 from autonat.data.demo import is_demo_reference
 from autonat.errors import AutonatError
 from autonat.evaluation.embed import embed
-from autonat.evaluation.features import FeatureExtractor
+from autonat.evaluation.features import (
+    FeatureExtractor,
+    default_extractor_name,
+    resolve_name,
+)
 from autonat.evaluation.images import npz_kind, open_images, open_npz
 from autonat.io.atomic import atomic_path
 
@@ -61,6 +65,35 @@ def statistics_from_npz(z, path: Path, extractor: FeatureExtractor) -> Reference
     n = int(z["num_images"]) if "num_images" in z.files else None
     return Reference(mu=mu.astype(np.float64), sigma=sigma.astype(np.float64), source=str(path), kind="statistics",
                      extractor=recorded, num_images=n)
+
+
+def recorded_extractor(source: str | Path) -> str | None:
+    """The feature extractor a statistics ``.npz`` records (:func:`save_statistics`); None for other sources."""
+    path = Path(str(source))
+    if is_demo_reference(source) or not path.is_file():
+        return None
+    with open_npz(path) as z:
+        if npz_kind(z, path) != "statistics" or "feature_extractor" not in z.files:
+            return None
+        return resolve_name(str(z["feature_extractor"]))
+
+
+def choose_extractor(requested: str, reference: str | Path) -> str:
+    """The extractor to score against ``reference`` with: ``auto`` takes the one its statistics record.
+
+    Without a record, ``auto`` means the digit classifier for ``demo:<split>`` and
+    Inception otherwise. An explicit extractor other than the recorded one is an
+    error: features of two extractors cannot be compared.
+    """
+    recorded = recorded_extractor(reference)
+    if requested == "auto":
+        return recorded or default_extractor_name(reference)
+    name = resolve_name(requested)
+    if recorded is not None and recorded != name:
+        raise AutonatError(f"{reference} holds {recorded} statistics but --feature-extractor is {name}, and features "
+                           f"of two extractors cannot be compared; use --feature-extractor auto, or recompute the "
+                           f"statistics with `autonat fid-stats --feature-extractor {name}`")
+    return name
 
 
 def load_reference(source: str | Path, extractor: FeatureExtractor, batch_size: int = 100, state=None,
