@@ -165,3 +165,29 @@ def open_images(source: str | Path) -> ArrayImages | FolderImages:
             raise AutonatError(f"{path} holds precomputed statistics (mu/sigma), not images; it can only be a "
                                "reference")
         return images_from_array(z["arr_0"], str(path))
+
+# --------------------------------------------------------------------------- a requested number of images
+@dataclass
+class FirstImages:
+    """The first ``n`` images of another set."""
+
+    images: ImageSet
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def batch(self, indices: Sequence[int]) -> torch.Tensor:
+        return self.images.batch(indices)
+
+
+def first_images(images: ImageSet, n: int | None, source: str) -> ImageSet:
+    """``images`` cut to ``n`` (``-n``; None keeps all); asking for more than there are is an error."""
+    if n is None or n == len(images):
+        return images
+    if n > len(images):
+        raise AutonatError(f"-n {n} asks for more images than {source} holds ({len(images)}); "
+                           f"pass -n {len(images)} or fewer, or drop -n to score them all")
+    if n < 2:
+        raise AutonatError(f"-n must be at least 2 (FID needs 2 images), got {n}")
+    return FirstImages(images, n)
