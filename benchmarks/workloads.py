@@ -7,10 +7,13 @@ so every process (ours, baseline) builds the very same network.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from autonat.generator.uvit import UViT, UViTConfig, named_config
 from autonat.strategy.core import Strategy, maskgit_cosine
+from autonat.strategy.files import load_strategy
 
 SIZES = {
     "s": ("AutoNAT-S", "autonat-s"),
@@ -18,18 +21,9 @@ SIZES = {
     "tiny": ("tiny", "tiny"),  # for checking the scripts in seconds
 }
 
-#: The released AutoNAT-L T=8 strategy (LeapLabTHU/ImprovedNAT, configs/AutoNAT_L-T8_strategy.yaml).
-#: Its first three CFG scales are 1e-4, i.e. "no guidance" (see SamplerOptions.cfg_zero_threshold).
-AUTONAT_L_T8 = {
-    "manual_ratios": [0.9531645174140464, 0.8795409806037042, 0.7940230737075623, 0.745995860948045,
-                      0.6249785820461957, 0.407321956652571, 0.260658917067054],
-    "manual_temp": [2.404912789740805, 2.477616274962803, 1.191696577294597, 0.7685444738649722,
-                    1.0673489052089495, 0.9353720330515827, 0.7843839537838292],
-    "manual_samp_temp": [2.8999037830310685, 1.867261830931786, 1.1443729673819831, 1.3796334226014182,
-                         1.4699896959810144, 1.3760684112198358, 1.7082165405200722, 0.7133060703601533],
-    "manual_cfg": [0.0001, 0.0001, 0.0001, 0.9151274967591447, 1.6160182878189675, 1.1945509026838659,
-                   1.38322370140345, 1.22678520936251],
-}
+#: The released AutoNAT-L T=8 strategy (LeapLabTHU/ImprovedNAT, configs/AutoNAT_L-T8_strategy.yaml), the copy
+#: the tests read. Its first three CFG scales are 1e-4, i.e. "no guidance" (see SamplerOptions.cfg_zero_threshold).
+AUTONAT_L_T8 = Path(__file__).resolve().parents[1] / "tests" / "data" / "AutoNAT_L-T8_strategy.yaml"
 
 STRATEGY_NAMES = {
     "t8": "AutoNAT-L T=8 (official)",
@@ -52,7 +46,7 @@ def build_model(size: str, device: torch.device, seed: int = 0) -> UViT:
 def strategy(name: str) -> Strategy:
     """A benchmark strategy by short name (see :data:`STRATEGY_NAMES`)."""
     if name == "t8":
-        return Strategy.from_dict(AUTONAT_L_T8, where="AutoNAT-L T=8")
+        return load_strategy(AUTONAT_L_T8)
     if name == "cosine":
         return maskgit_cosine(8)
     if name == "cosine-cfg":

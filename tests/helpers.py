@@ -5,6 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
+DATA = Path(__file__).parent / "data"
+#: The released AutoNAT-L T=8 strategy file, as published (official keys ``manual_ratios``, ...).
+OFFICIAL_T8 = DATA / "AutoNAT_L-T8_strategy.yaml"
+
 
 def write_tiny_cache(path: Path, n: int = 96, grid=(4, 4), codebook: int = 16, classes: int = 3) -> Path:
     """A token cache whose tokens depend on the class (so a model can learn it)."""

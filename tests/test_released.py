@@ -20,6 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from helpers import OFFICIAL_T8
 
 from autonat.cli.main import main
 from autonat.errors import AutonatError
@@ -39,14 +40,6 @@ from autonat.tokenizers.foreign import load_foreign_tokenizer
 from autonat.tokenizers.loader import load_tokenizer
 from autonat.tokenizers.maskgit import MaskGITVQGAN
 from autonat.tokenizers.taming import VQGAN
-
-# The released AutoNAT-L T=8 strategy (configs/AutoNAT_L-T8_strategy.yaml), as published.
-OFFICIAL_T8 = """\
-manual_ratios: [0.9531645174140464, 0.8795409806037042, 0.7940230737075623, 0.745995860948045, 0.6249785820461957, 0.407321956652571, 0.260658917067054]
-manual_temp: [2.404912789740805, 2.477616274962803, 1.191696577294597, 0.7685444738649722, 1.0673489052089495, 0.9353720330515827, 0.7843839537838292]
-manual_samp_temp: [2.8999037830310685, 1.867261830931786, 1.1443729673819831, 1.3796334226014182, 1.4699896959810144, 1.3760684112198358, 1.7082165405200722, 0.7133060703601533]
-manual_cfg: [0.0001, 0.0001, 0.0001, 0.9151274967591447, 1.6160182878189675, 1.1945509026838659, 1.38322370140345, 1.22678520936251]
-"""
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -198,10 +191,9 @@ def test_converted_uvit_equals_the_official_math(official_uvit):
 
 
 @pytest.mark.parametrize("sample_temp", [0.0, 1e-9])
-def test_greedy_decoding_gives_identical_tokens(tmp_path, official_uvit, sample_temp):
-    (tmp_path / "AutoNAT_L-T8_strategy.yaml").write_text(OFFICIAL_T8)
-    official = yaml.safe_load(OFFICIAL_T8)
-    strategy = load_strategy(tmp_path / "AutoNAT_L-T8_strategy.yaml")
+def test_greedy_decoding_gives_identical_tokens(official_uvit, sample_temp):
+    official = yaml.safe_load(OFFICIAL_T8.read_text())
+    strategy = load_strategy(OFFICIAL_T8)
     assert strategy.steps == 8 and strategy.cfg_scale[0] == 1e-4
     greedy = Strategy.create(strategy.mask_ratio, [0.0] * 7, [sample_temp] * 8, strategy.cfg_scale)
     labels = torch.tensor([0, 3, 4, 1])
@@ -523,12 +515,11 @@ def test_convert_both_and_sample_end_to_end(tmp_path, monkeypatch, official_uvit
                  "--tokenizer", str(tmp_path / "tok"), "--num-heads", "2"]) == 0
     info = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert info["model"]["num_classes"] == 3 and info["tokenizer"]["kind"] == "taming-vqgan"
-    (tmp_path / "t8.yaml").write_text(OFFICIAL_T8)
-    assert main(["sample", "--checkpoint", str(tmp_path / "ckpt"), "--strategy", str(tmp_path / "t8.yaml"),
+    assert main(["sample", "--checkpoint", str(tmp_path / "ckpt"), "--strategy", str(OFFICIAL_T8),
                  "--classes", "0", "2", "--per-class", "2", "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").stat().st_size > 0
     pipe = Pipeline.load(tmp_path / "ckpt")
-    images = pipe.images(load_strategy(tmp_path / "t8.yaml"), [0, 1, 3], seeds=[1, 2, 3])  # 3 = unconditional
+    images = pipe.images(load_strategy(OFFICIAL_T8), [0, 1, 3], seeds=[1, 2, 3])  # 3 = unconditional
     assert images.shape == (3, 3, 8, 8) and 0 <= images.min() and images.max() <= 1
 
 

@@ -2,23 +2,15 @@ import math
 
 import pytest
 import yaml
+from helpers import OFFICIAL_T8
 
 from autonat.errors import AutonatError
 from autonat.strategy.core import Strategy, autonat_init, maskgit_cosine
 from autonat.strategy.files import load_strategy, save_strategy
 
-OFFICIAL_T8 = """\
-manual_ratios: [0.9531645174140464, 0.8795409806037042, 0.7940230737075623, 0.745995860948045, 0.6249785820461957, 0.407321956652571, 0.260658917067054]
-manual_temp: [2.404912789740805, 2.477616274962803, 1.191696577294597, 0.7685444738649722, 1.0673489052089495, 0.9353720330515827, 0.7843839537838292]
-manual_samp_temp: [2.8999037830310685, 1.867261830931786, 1.1443729673819831, 1.3796334226014182, 1.4699896959810144, 1.3760684112198358, 1.7082165405200722, 0.7133060703601533]
-manual_cfg: [0.0001, 0.0001, 0.0001, 0.9151274967591447, 1.6160182878189675, 1.1945509026838659, 1.38322370140345, 1.22678520936251]
-"""
 
-
-def test_reads_official_autonat_file(tmp_path):
-    path = tmp_path / "AutoNAT_L-T8_strategy.yaml"
-    path.write_text(OFFICIAL_T8)
-    s = load_strategy(path)
+def test_reads_official_autonat_file():
+    s = load_strategy(OFFICIAL_T8)
     assert s.steps == 8
     assert s.mask_ratio[0] == pytest.approx(0.9531645174140464)
     assert s.remask_temp[-1] == pytest.approx(0.7843839537838292)
