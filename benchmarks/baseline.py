@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autonat.generator.uvit import UViT
+from autonat.sampling.sampler import TokenSpace
 from autonat.strategy.core import Strategy
 
 
@@ -73,14 +74,14 @@ def _cfg_logits(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, scale
 
 
 @torch.no_grad()
-def baseline_sample(model: nn.Module, strategy: Strategy, labels: torch.Tensor, *, mask_id: int,
-                    null_class: int, seq_len: int) -> torch.Tensor:
+def baseline_sample(model: nn.Module, strategy: Strategy, labels: torch.Tensor, space: TokenSpace) -> torch.Tensor:
     """Reference-style decoding of ``labels`` [B] with a strategy; returns ``[B, seq_len]`` ids.
 
     Randomness comes from the global NumPy and torch generators, as in the reference.
     """
     device = labels.device
     steps = strategy.steps
+    mask_id, null_class, seq_len = space.mask_id, space.null_class, space.seq_len
     ids = torch.full((labels.shape[0], seq_len), mask_id, dtype=torch.long, device=device)
     sampled = ids
     for step in range(steps):

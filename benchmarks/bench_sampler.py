@@ -33,6 +33,7 @@ from torch import nn
 from autonat.sampling.pipeline import autocast_dtype
 from autonat.sampling.sampler import (
     SamplerOptions,
+    TokenSpace,
     decode,
     make_generators,
     sample_seeds,
@@ -107,11 +108,10 @@ class Runner:
 
 def make_runner(variant: str, model: nn.Module, strat: Strategy, labels: torch.Tensor, seeds: list[int],
                 device: torch.device) -> Runner:
-    c = model.config
-    kw = dict(mask_id=c.mask_id, null_class=c.null_class, seq_len=c.seq_len)
+    space = TokenSpace.of(model.config)
     if variant == "baseline":
         rec = Recorder(reference_style(model))
-        return Runner(lambda: baseline_sample(rec, strat, labels, **kw), rec, None, torch.no_grad)
+        return Runner(lambda: baseline_sample(rec, strat, labels, space), rec, None, torch.no_grad)
     options = SamplerOptions(autocast_dtype=autocast_dtype("auto", device))
     net: nn.Module = model
     if variant == "ours-manual-attn":
@@ -136,9 +136,9 @@ def make_runner(variant: str, model: nn.Module, strat: Strategy, labels: torch.T
         gens = make_generators(seeds, device)
         if variant == "ours-no-grad":
             with torch.no_grad():
-                *_, last = decode(rec, strat, labels, gens, options=options, **kw)
+                *_, last = decode(rec, strat, labels, gens, space, options)
             return last.tokens
-        return sample_tokens(rec, strat, labels, gens, options=options, **kw)
+        return sample_tokens(rec, strat, labels, gens, space, options)
 
     grad = torch.no_grad if variant == "ours-no-grad" else torch.inference_mode
     return Runner(run, rec, options.autocast_dtype, grad, full_warmup=variant == "ours-compile")

@@ -7,6 +7,7 @@ from autonat.errors import AutonatError
 from autonat.sampling.order import halton_order, position_ranks, ranks_from_order
 from autonat.sampling.sampler import (
     SamplerOptions,
+    TokenSpace,
     decode,
     make_generators,
     sample_seeds,
@@ -49,10 +50,9 @@ def test_unknown_order_and_non_square_grid_are_clear_errors():
 def _states(model, cfg, strategy, labels, order, seed=0, indices=None):
     indices = range(len(labels)) if indices is None else indices
     gens = make_generators(sample_seeds(seed, indices))
-    opts = SamplerOptions(order=order, grid=cfg.grid)
     with torch.inference_mode():
-        return list(decode(model, strategy, torch.tensor(labels), gens, mask_id=cfg.mask_id,
-                           null_class=cfg.null_class, seq_len=cfg.seq_len, options=opts))
+        return list(decode(model, strategy, torch.tensor(labels), gens, TokenSpace.of(cfg),
+                           SamplerOptions(order=order)))
 
 
 @pytest.mark.parametrize("order", ["random", "halton"])
@@ -76,8 +76,7 @@ def test_order_policies_keep_the_scheduled_masked_counts(tiny_model, tiny_config
 def test_order_policies_do_not_depend_on_the_batch(tiny_model, tiny_config, order):
     strategy = maskgit_cosine(4, cfg_scale=1.0)
     labels = [2, 0, 1]
-    kw = dict(mask_id=tiny_config.mask_id, null_class=tiny_config.null_class, seq_len=tiny_config.seq_len,
-              options=SamplerOptions(order=order))
+    kw = dict(space=TokenSpace.of(tiny_config), options=SamplerOptions(order=order))
     batch = sample_tokens(tiny_model, strategy, torch.tensor(labels), make_generators(sample_seeds(5, range(3))), **kw)
     for i, label in enumerate(labels):
         single = sample_tokens(tiny_model, strategy, torch.tensor([label]), make_generators(sample_seeds(5, [i])), **kw)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autonat.errors import AutonatError
-from autonat.sampling.sampler import SamplerOptions, decode, make_generators
+from autonat.sampling.sampler import SamplerOptions, TokenSpace, decode, make_generators
 from autonat.strategy.core import Strategy
 
 
@@ -124,12 +124,11 @@ def _check_invariants(model, strategy: Strategy, seed: int, order: str, labels: 
     length = cfg.seq_len
     y = torch.tensor(labels)
     gens = make_generators([seed + i for i in range(len(labels))])
-    options = SamplerOptions(order=order, grid=tuple(cfg.grid))
+    options = SamplerOptions(order=order)
     expected = strategy.masked_counts(length)
     previous = torch.full((len(labels), length), cfg.mask_id)
     with torch.inference_mode():
-        states = list(decode(model, strategy, y, gens, mask_id=cfg.mask_id, null_class=cfg.null_class,
-                             seq_len=length, options=options))
+        states = list(decode(model, strategy, y, gens, TokenSpace.of(cfg), options))
     assert len(states) == strategy.steps
     for t, state in enumerate(states):
         assert state.masked.sum(-1).tolist() == [expected[t]] * len(labels)

@@ -33,7 +33,7 @@ from autonat.generator.official import (
 from autonat.generator.uvit import UViT, named_config
 from autonat.io.weights import read_state_dict
 from autonat.sampling.pipeline import Pipeline
-from autonat.sampling.sampler import SamplerOptions, make_generators, sample_tokens
+from autonat.sampling.sampler import SamplerOptions, TokenSpace, make_generators, sample_tokens
 from autonat.strategy.core import Strategy
 from autonat.strategy.files import load_strategy
 from autonat.tokenizers.foreign import load_foreign_tokenizer
@@ -200,8 +200,9 @@ def test_greedy_decoding_gives_identical_tokens(official_uvit, sample_temp):
     model = uvit_from_official(official_uvit, num_heads=4)
     with torch.no_grad():
         ref = official_greedy_generate(official_uvit, labels, official, num_heads=4, null_class=5)
-    got = sample_tokens(model, greedy, labels, make_generators(range(4)), mask_id=32, null_class=5, seq_len=16,
-                        options=SamplerOptions(cfg_zero_threshold=0.0))  # official runs both passes at 1e-4
+    space = TokenSpace(mask_id=32, null_class=5, grid=(4, 4))
+    got = sample_tokens(model, greedy, labels, make_generators(range(4)), space,
+                        SamplerOptions(cfg_zero_threshold=0.0))  # official runs both passes at 1e-4
     assert torch.equal(got, ref)
 
 

@@ -4,6 +4,7 @@ import torch
 from autonat.errors import AutonatError
 from autonat.sampling.sampler import (
     SamplerOptions,
+    TokenSpace,
     decode,
     guided_logits,
     make_generators,
@@ -17,8 +18,7 @@ def _decode(model, cfg, strategy, labels, seed=0, options=None):
     gens = make_generators(sample_seeds(seed, range(len(labels))), "cpu")
     y = torch.as_tensor(labels)
     with torch.inference_mode():
-        return list(decode(model, strategy, y, gens, mask_id=cfg.mask_id, null_class=cfg.null_class,
-                           seq_len=cfg.seq_len, options=options))
+        return list(decode(model, strategy, y, gens, TokenSpace.of(cfg), options))
 
 
 @pytest.mark.parametrize("strategy", [maskgit_cosine(5, cfg_scale=1.5),
@@ -73,21 +73,40 @@ def test_same_seed_same_sample_whatever_the_batch(tiny_model, tiny_config):
     strategy = maskgit_cosine(4, cfg_scale=1.0)
     labels = [2, 0, 1, 2]
     gens = make_generators(sample_seeds(7, range(4)))
-    kw = dict(mask_id=tiny_config.mask_id, null_class=tiny_config.null_class, seq_len=tiny_config.seq_len)
-    batch = sample_tokens(tiny_model, strategy, torch.tensor(labels), gens, **kw)
+    space = TokenSpace.of(tiny_config)
+    batch = sample_tokens(tiny_model, strategy, torch.tensor(labels), gens, space)
     for i, label in enumerate(labels):
         single = sample_tokens(tiny_model, strategy, torch.tensor([label]),
-                               make_generators(sample_seeds(7, [i])), **kw)
+                               make_generators(sample_seeds(7, [i])), space)
         assert torch.equal(single[0], batch[i])
-    other = sample_tokens(tiny_model, strategy, torch.tensor(labels), make_generators(sample_seeds(8, range(4))), **kw)
+    other = sample_tokens(tiny_model, strategy, torch.tensor(labels), make_generators(sample_seeds(8, range(4))), space)
     assert not torch.equal(other, batch)
 
 
 def test_bad_labels_and_generators_rejected(tiny_model, tiny_config):
     from autonat.errors import AutonatError
 
-    kw = dict(mask_id=tiny_config.mask_id, null_class=tiny_config.null_class, seq_len=tiny_config.seq_len)
+    space = TokenSpace.of(tiny_config)
     with pytest.raises(AutonatError, match="class ids"):
-        sample_tokens(tiny_model, maskgit_cosine(2), torch.tensor([7]), make_generators([0]), **kw)
+        sample_tokens(tiny_model, maskgit_cosine(2), torch.tensor([7]), make_generators([0]), space)
     with pytest.raises(AutonatError, match="one generator per sample"):
-        sample_tokens(tiny_model, maskgit_cosine(2), torch.tensor([0, 1]), make_generators([0]), **kw)
+        sample_tokens(tiny_model, maskgit_cosine(2), torch.tensor([0, 1]), make_generators([0]), space)
+
+
+def test_token_space_of_a_config(tiny_config):
+    space = TokenSpace.of(tiny_config)
+    assert (space.mask_id, space.null_class, space.grid, space.seq_len) == (16, 3, (4, 4), 16)
+    assert TokenSpace(mask_id=16, null_class=3, grid=[4, 4]) == space  # lists from JSON become the same value
+    with pytest.raises(AutonatError, match="token grid"):
+        TokenSpace(mask_id=16, null_class=3, grid=(4, 0))
+
+
+def test_halton_order_reads_the_grid_of_the_token_space():
+    """A non-square grid needs no extra option: the token space carries it to the order policy."""
+    from autonat.generator.uvit import UViT, UViTConfig
+
+    torch.manual_seed(0)
+    config = UViTConfig(codebook_size=16, grid=(3, 4), num_classes=3, width=32, depth=2, num_heads=2, dropout=0.0)
+    tokens = sample_tokens(UViT(config).eval(), maskgit_cosine(4), torch.tensor([0, 1]),
+                           make_generators([0, 1]), TokenSpace.of(config), SamplerOptions(order="halton"))
+    assert tokens.shape == (2, 12) and (tokens < 16).all()

@@ -17,6 +17,7 @@ from autonat.generator.checkpoint import Generator
 from autonat.sampling.pipeline import Pipeline, autocast_dtype
 from autonat.sampling.sampler import (
     SamplerOptions,
+    TokenSpace,
     decode,
     make_generators,
     sample_seeds,
@@ -36,8 +37,7 @@ def test_decoding_loop_reads_nothing_back_from_the_device(tiny_model, tiny_confi
     """After the first step (which also checks the labels), no step calls item/int/bool/float/tolist on a tensor."""
     c = tiny_config
     steps = decode(tiny_model, STRATEGY, torch.tensor([0, 1, 3]), make_generators(sample_seeds(0, range(3))),
-                   mask_id=c.mask_id, null_class=c.null_class, seq_len=c.seq_len,
-                   options=SamplerOptions(order=order))
+                   TokenSpace.of(c), SamplerOptions(order=order))
     with torch.inference_mode():
         next(steps)
         for name in ("item", "tolist", "__bool__", "__int__", "__float__", "__index__"):
@@ -53,8 +53,7 @@ def _pipeline(model, config, **kw) -> Pipeline:
 
 
 def _plain_tokens(model, config, labels, seeds):
-    return sample_tokens(model, STRATEGY, torch.tensor(labels), make_generators(seeds), mask_id=config.mask_id,
-                         null_class=config.null_class, seq_len=config.seq_len)
+    return sample_tokens(model, STRATEGY, torch.tensor(labels), make_generators(seeds), TokenSpace.of(config))
 
 
 def test_pipeline_default_on_cpu_is_the_plain_sampler(tiny_model, tiny_config):
@@ -104,6 +103,5 @@ def test_benchmark_baseline_is_the_same_network(tiny_config):
     labels = torch.tensor([0, 1, tiny_config.null_class])
     with torch.no_grad():
         assert torch.allclose(ours(tokens, labels), reference(tokens, labels), atol=1e-5)
-        ids = benchmarks.baseline_sample(reference, STRATEGY, labels, mask_id=tiny_config.mask_id,
-                                         null_class=tiny_config.null_class, seq_len=tiny_config.seq_len)
+        ids = benchmarks.baseline_sample(reference, STRATEGY, labels, TokenSpace.of(tiny_config))
     assert ids.shape == tokens.shape and (ids < tiny_config.codebook_size).all()

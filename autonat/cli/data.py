@@ -9,7 +9,7 @@ from autonat.errors import AutonatError
 def cmd_train_tokenizer(args) -> None:
     from dataclasses import asdict
 
-    from autonat.data.images import open_dataset
+    from autonat.data.images import open_splits
     from autonat.io.config import build
     from autonat.tokenizers.taming import VQGANConfig
     from autonat.tokenizers.training import TokenizerTrainConfig, train_tokenizer
@@ -23,12 +23,15 @@ def cmd_train_tokenizer(args) -> None:
     vq = build(VQGANConfig, section.pop("vqgan", {}), "tokenizer.vqgan")
     config = build(TokenizerTrainConfig, {**section, "vqgan": vq}, "tokenizer")
     data = recipe.get("data", {})
-    train = open_dataset(data.get("source", "demo"), data.get("image_size"), split="train")
-    heldout = open_dataset(data["source"], data.get("image_size"), split="heldout") \
-        if data.get("source", "demo") == "demo" else None
+    train, heldout = open_splits(data.get("source", "demo"), data.get("image_size"))
     report = train_tokenizer(config, train, out_dir, heldout=heldout, device=args.device)
     print(f"tokenizer written to {out_dir}")
-    print("held-out report: " + ", ".join(f"{k}={v:.4g}" for k, v in asdict(report).items()))
+    scores = ", ".join(f"{k}={v:.4g}" for k, v in asdict(report).items() if k != "num_images")
+    if len(heldout):
+        print(f"held-out report on {report.num_images} images never trained on: {scores}")
+    else:
+        print(f"report on {report.num_images} training images (no class has 2 images, so none is held out): "
+              f"{scores}")
 
 
 def cmd_tokenize(args) -> None:
@@ -49,6 +52,7 @@ def cmd_tokenize(args) -> None:
 
 def _report_image_problems(cache: str) -> None:
     """Say how many images were skipped as unreadable or upscaled (recorded in the cache's meta.json)."""
+    from autonat.data.images import MAX_PIXELS
     from autonat.data.token_cache import read_token_cache
 
     meta = read_token_cache(cache).meta
@@ -56,5 +60,13 @@ def _report_image_problems(cache: str) -> None:
         files = meta.get("skipped_files", [])
         print(f"skipped {meta['skipped_images']} unreadable image(s), e.g. {', '.join(files[:3])} "
               "(--strict-images makes this an error)")
+    if meta.get("too_large_images"):
+        files = meta.get("too_large_files", [])
+        print(f"skipped {meta['too_large_images']} image(s) too large (over {MAX_PIXELS} pixels), e.g. "
+              f"{', '.join(files[:3])} (--strict-images makes this an error)")
+    if meta.get("empty_classes"):
+        names = meta["empty_classes"]
+        print(f"warning: class folder(s) {', '.join(names)} hold no images; their class ids are kept "
+              "(the generator never sees them)")
     if meta.get("upscaled_images"):
         print(f"upscaled {meta['upscaled_images']} image(s) smaller than the tokenizer's input size")

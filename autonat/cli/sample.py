@@ -104,8 +104,6 @@ def _write_trace(pipe, strategy, labels, args, options) -> None:
     from autonat.sampling.trace import check_trace_path, write_trace
 
     check_trace_path(args.trace)
-    cfg = pipe.generator.config
     write_trace(pipe.generator.model, pipe.tokenizer.decode, strategy, labels,
-                sample_seeds(args.seed, range(len(labels))), args.trace, grid=tuple(cfg.grid),
-                mask_id=cfg.mask_id, null_class=cfg.null_class, options=options)
+                sample_seeds(args.seed, range(len(labels))), args.trace, pipe.token_space, options)
     print(f"decoding trace of {len(labels)} samples over {strategy.steps} steps written to {args.trace}")

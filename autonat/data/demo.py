@@ -66,6 +66,7 @@ class DemoDigits(Dataset):
     """The MNIST demo digits as 32x32 RGB images in [0, 1]."""
 
     num_classes = 10
+    classes = [str(c) for c in range(10)]  # class names: the digits themselves
     image_size = DEMO_IMAGE_SIZE
 
     def __init__(self, split: str = "train") -> None:

@@ -1,16 +1,41 @@
 """An image-folder dataset: one subfolder per class, any image format PIL reads.
 
+Discovery (one rule, shared by ``tokenize``, ``train-tokenizer``,
+``fid-stats`` and ``eval --images``): :func:`list_images` finds every file
+with an image suffix under a folder, recursively, sorted by path, skipping
+hidden files and folders (a name starting with ``.``). In a dataset, the
+class folders are the root's first-level subfolders (hidden ones excluded),
+class id = position in name order, and a class's images are
+``list_images(root/<class>)``, nested subfolders included; files directly in
+the root belong to no class and are not read. A class folder with no images
+keeps its id (so the other classes' ids never shift) and is listed in
+``empty_classes`` so a caller can warn. ``fid-stats`` and ``eval --images``
+read ``list_images(root)``: a folder of generated PNGs has no class folders.
+
 Images are converted to RGB (grayscale, palette and RGBA alike; alpha is
 dropped, not composited; 16-bit and float greys are rescaled to 8 bits),
 resized so the shorter side is ``image_size`` and centre-cropped. Images
 smaller than ``image_size`` are upscaled the same way (bilinear), not
 rejected: the count of such images is kept in ``upscaled`` so a caller can
-warn. Unreadable (corrupt, truncated) files are found up front: skipped and
-counted by default, or an error with ``strict=True`` (``--strict-images``).
+warn. Unreadable (corrupt, truncated) files and images larger than
+:data:`MAX_PIXELS` are found up front: skipped and counted by default
+(``skipped``, ``too_large``), or an error with ``strict=True``
+(``--strict-images``).
+
+Held-out split: of every class with at least 2 images, a fixed
+:data:`HELDOUT_FRACTION` (at least 1 image) is held out, chosen by a
+permutation seeded from the class name, so the split does not depend on the
+other classes. ``train-tokenizer`` reports on these images and never trains
+on them; ``tokenize`` encodes every image (split ``all``), since the
+generator is scored against reference statistics, not these images.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import zlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -18,54 +43,164 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
-from autonat.data.demo import DEMO_NAME, DemoDigits
+from autonat.data.demo import DEMO_IMAGE_SIZE, DEMO_NAME, DemoDigits
 from autonat.errors import AutonatError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+#: The largest image read, in pixels (16384 x 16384, about 0.8 GB as 8-bit RGB). PIL's own guard against
+#: decompression bombs (about 89 M pixels) is lifted only inside :func:`open_image`, which applies this one.
+MAX_PIXELS = 2**28
+#: The fraction of each class (of 2 or more images) an image folder holds out; at least 1 image.
+HELDOUT_FRACTION = 0.05
+HELDOUT_SEED = 0
+SPLITS = ("train", "heldout", "all")
 
 
+# --------------------------------------------------------------------------- discovery
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Every image file under ``folder``, recursively, sorted; hidden files and folders skipped."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p, folder) and p.is_file())
+
+
+def class_folders(root: str | Path) -> list[Path]:
+    """The class folders of a dataset: ``root``'s first-level subfolders, hidden ones excluded, by name."""
+    return sorted((p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+@contextlib.contextmanager
+def _pil_guard_lifted() -> Iterator[None]:
+    """PIL's decompression-bomb limit lifted for the ``with`` body only (a size check of ours replaces it)."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def too_large(size: tuple[int, int]) -> str | None:
+    """``"too large (W x H > limit pixels)"`` for an image over :data:`MAX_PIXELS`, else None."""
+    w, h = size
+    return f"too large ({w} x {h} > {MAX_PIXELS} pixels, the limit)" if w * h > MAX_PIXELS else None
+
+
+@contextlib.contextmanager
+def open_image(file: str | Path) -> Iterator[Image.Image]:
+    """``PIL.Image.open`` accepting images up to :data:`MAX_PIXELS`; a larger one is a one-line error.
+
+    This size check replaces PIL's global guard while the ``with`` body runs
+    (decoding and converting the image); the rest of the process keeps PIL's
+    default.
+    """
+    with _pil_guard_lifted(), Image.open(file) as img:
+        reason = too_large(img.size)
+        if reason:
+            raise AutonatError(f"image {file} is {reason}; downscale it or move it out of the folder")
+        yield img
+
+
+# --------------------------------------------------------------------------- the dataset
 class ImageFolderDataset(Dataset):
-    """``root/<class name>/<image>``; class ids follow the sorted folder names."""
+    """``root/<class name>/**/<image>``; class ids follow the sorted folder names (see the module notes).
 
-    def __init__(self, root: str | Path, image_size: int, strict: bool = False) -> None:
+    ``split`` is ``"all"``, ``"train"`` or ``"heldout"`` (the fixed held-out
+    images, see :func:`heldout_mask`); :meth:`subset` gives another split
+    without reading the folder again.
+    """
+
+    def __init__(self, root: str | Path, image_size: int, strict: bool = False, split: str = "all") -> None:
         self.root = Path(root)
         self.image_size = image_size
         if not self.root.is_dir():
             raise AutonatError(f"image folder not found: {self.root}")
-        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        if not self.classes:
+        folders = class_folders(self.root)
+        if not folders:
             raise AutonatError(f"{self.root} has no class subfolders; put images in {self.root}/<class>/")
+        self.classes = [f.name for f in folders]
         self.num_classes = len(self.classes)
-        self.items: list[tuple[Path, int]] = []
+        self.all_items: list[tuple[Path, int]] = []
         self.skipped: list[Path] = []
+        self.too_large: list[str] = []  # "path (W x H)"
         self.upscaled = 0
-        for label, name in enumerate(self.classes):
-            for file in sorted((self.root / name).iterdir()):
-                if file.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                size = _readable_size(file)
-                if size is not None:
-                    self.items.append((file, label))
-                    self.upscaled += min(size) < image_size
-                elif strict:
-                    raise AutonatError(f"unreadable image {file} (remove it, or drop --strict-images to skip it)")
-                else:
-                    self.skipped.append(file)
-        if not self.items:
+        for label, folder in enumerate(folders):
+            for file in list_images(folder):
+                self._probe(file, label, strict)
+        if not self.all_items:
             unreadable = f" ({len(self.skipped)} unreadable files skipped)" if self.skipped else ""
             raise AutonatError(f"no readable images under {self.root}{unreadable} "
                                f"(expected {self.root}/<class>/*.png|jpg)")
+        counts = np.bincount([label for _, label in self.all_items], minlength=self.num_classes)
+        self.empty_classes = [name for name, n in zip(self.classes, counts) if n == 0]
+        self.heldout = heldout_mask([label for _, label in self.all_items], self.classes)
+        self._select(split)
+
+    def _probe(self, file: Path, label: int, strict: bool) -> None:
+        """Keep ``file`` if PIL decodes all of it and it is not too large; else skip and count it (or refuse)."""
+        try:
+            with _pil_guard_lifted(), Image.open(file) as img:
+                reason = too_large(img.size)
+                if not reason:
+                    img.load()
+                size = img.size
+        except (OSError, UnidentifiedImageError, ValueError) as exc:  # corrupt, truncated, not an image
+            if strict:
+                raise AutonatError(f"unreadable image {file} (remove it, or drop --strict-images to skip it)") from exc
+            self.skipped.append(file)
+            return
+        if reason:
+            if strict:
+                raise AutonatError(f"image {file} is {reason} (downscale it, or drop --strict-images to skip it)")
+            self.too_large.append(f"{file} ({size[0]} x {size[1]})")
+            return
+        self.all_items.append((file, label))
+        self.upscaled += min(size) < self.image_size
+
+    def _select(self, split: str) -> None:
+        if split not in SPLITS:
+            raise AutonatError(f"unknown split {split!r}; use {', '.join(SPLITS)}")
+        self.split = split
+        self.items = [item for item, held in zip(self.all_items, self.heldout)
+                      if split == "all" or held == (split == "heldout")]
+
+    def subset(self, split: str) -> "ImageFolderDataset":
+        """The same folder restricted to ``split`` (``all``, ``train`` or ``heldout``), not read again."""
+        other = copy.copy(self)
+        other._select(split)
+        return other
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         file, label = self.items[i]
-        with Image.open(file) as img:
-            img = to_rgb(img)
-        img = TF.resize(img, self.image_size, antialias=True)
-        img = TF.center_crop(img, self.image_size)
+        with open_image(file) as img:
+            img = TF.center_crop(TF.resize(to_rgb(img), self.image_size, antialias=True), self.image_size)
         return TF.to_tensor(img), label
+
+
+def heldout_mask(labels: list[int], classes: list[str]) -> np.ndarray:
+    """Which items are held out: ``max(1, round(HELDOUT_FRACTION * n))`` of each class of ``n >= 2`` items.
+
+    The items of class ``c`` are taken in their (sorted) order and permuted by
+    a generator seeded from ``(HELDOUT_SEED, crc32(class name))``; the first
+    ones of the permutation are held out.
+    """
+    labels = np.asarray(labels)
+    held = np.zeros(len(labels), dtype=bool)
+    for label, name in enumerate(classes):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) < 2:
+            continue
+        k = max(1, round(HELDOUT_FRACTION * len(idx)))
+        rng = np.random.default_rng([HELDOUT_SEED, zlib.crc32(name.encode())])
+        held[idx[rng.permutation(len(idx))[:k]]] = True
+    return held
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -104,25 +239,35 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _readable_size(file: Path) -> tuple[int, int] | None:
-    """The image's (width, height) if PIL decodes all of it, else None (corrupt or truncated)."""
-    try:
-        with Image.open(file) as img:
-            img.load()
-            return img.size
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-        return None
+# --------------------------------------------------------------------------- opening a source
+def is_demo_source(source: str) -> bool:
+    return str(source) in ("demo", DEMO_NAME)
 
-# --------------------------------------------------------------------------- image folders
-def open_dataset(source: str, image_size: int | None = None, split: str = "train", strict: bool = False) -> Dataset:
-    """``"demo"`` for the built-in digits (``split`` applies), else an image folder.
 
-    ``strict``: an unreadable image in the folder is an error instead of being skipped and counted.
+def source_image_size(source: str, image_size: int | None) -> int | None:
+    """The side of the images ``source`` yields: the demo's own 32, else ``image_size``."""
+    return DEMO_IMAGE_SIZE if is_demo_source(source) else image_size
+
+
+def open_dataset(source: str, image_size: int | None = None, split: str | None = None,
+                 strict: bool = False) -> Dataset:
+    """``"demo"`` for the built-in digits, else an image folder.
+
+    ``split`` (``train``, ``heldout``, ``all``) defaults to what a generator
+    trains on: the demo's ``train`` digits (its held-out digits are the FID
+    reference), every image of a folder. ``strict``: an unreadable or too
+    large image in the folder is an error instead of being skipped and counted.
     """
-    if source in ("demo", DEMO_NAME):
-        return DemoDigits(split)
+    if is_demo_source(source):
+        return DemoDigits(split or "train")
     if image_size is None:
-        raise AutonatError("an image folder needs --image-size")
-    from autonat.data.images import ImageFolderDataset
+        raise AutonatError("an image folder needs data.image_size (or --image-size)")
+    return ImageFolderDataset(source, image_size, strict=strict, split=split or "all")
 
-    return ImageFolderDataset(source, image_size, strict=strict)
+
+def open_splits(source: str, image_size: int | None = None, strict: bool = False) -> tuple[Dataset, Dataset]:
+    """The training and held-out images of ``source`` (the demo's fixed split, or a folder's, read once)."""
+    if is_demo_source(source):
+        return DemoDigits("train"), DemoDigits("heldout")
+    everything = open_dataset(source, image_size, "all", strict)
+    return everything.subset("train"), everything.subset("heldout")

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from autonat.data.images import open_dataset
+from autonat.data.images import is_demo_source, open_dataset, source_image_size
 from autonat.data.token_cache import check_cache_output, write_token_cache
 from autonat.errors import AutonatError
 from autonat.tokenizers.base import fingerprint
@@ -28,18 +28,22 @@ def tokenizer_identity(path: str | Path, tokenizer, config: str | Path | None = 
 @torch.inference_mode()
 def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, image_size: int | None = None,
                      hflip: bool = False, tokenizer_config: str | Path | None = None, device: str = "cpu",
-                     batch_size: int = 256, split: str = "train", strict_images: bool = False) -> int:
+                     batch_size: int = 256, split: str | None = None, strict_images: bool = False) -> int:
     """Encode every image of ``source`` (and its mirror image if ``hflip``); returns the item count.
 
-    Unreadable images are skipped and counted in the cache's ``meta.json``
-    (``skipped_images``, ``skipped_files``), or an error with ``strict_images``.
+    ``split`` defaults to what a generator trains on (see
+    :func:`~autonat.data.images.open_dataset`). The cache's ``meta.json``
+    records the class names (``class_names``, position = class id), class
+    folders without images (``empty_classes``: their ids are kept), and the
+    images skipped as unreadable (``skipped_images``, ``skipped_files``) or
+    too large (``too_large_images``, ``too_large_files``); with
+    ``strict_images`` either is an error instead.
     """
     check_cache_output(out)
     tokenizer = load_tokenizer(tokenizer_path, tokenizer_config, device=device)
     size = image_size or tokenizer.image_size
+    check_image_size(source, size, tokenizer, tokenizer_path)
     dataset = open_dataset(source, size, split=split, strict=strict_images)
-    if getattr(dataset, "image_size", size) != tokenizer.image_size:
-        raise AutonatError(f"images are {dataset.image_size}px but the tokenizer expects {tokenizer.image_size}px")
     tokens, labels = [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for images, y in tqdm(loader, desc="tokenize", dynamic_ncols=True):
@@ -52,13 +56,30 @@ def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, i
         "tokenizer": tokenizer_identity(tokenizer_path, tokenizer, tokenizer_config),
         "grid": list(tokenizer.grid),
         "codebook_size": int(tokenizer.codebook_size),
-        "num_classes": int(getattr(dataset, "num_classes", int(np.concatenate(labels).max()) + 1)),
+        "num_classes": int(dataset.num_classes),
         "augmentation": "hflip" if hflip else "none",
         "source": str(source),
         "skipped_images": len(getattr(dataset, "skipped", [])),
         "skipped_files": [str(f) for f in getattr(dataset, "skipped", [])[:100]],
         "upscaled_images": int(getattr(dataset, "upscaled", 0)),
+        "too_large_images": len(getattr(dataset, "too_large", [])),
+        "too_large_files": getattr(dataset, "too_large", [])[:100],
+        "class_names": list(dataset.classes),
+        "empty_classes": list(getattr(dataset, "empty_classes", [])),
     }
     tokens_np, labels_np = np.concatenate(tokens), np.concatenate(labels)
     write_token_cache(out, tokens_np, labels_np, meta)
     return len(labels_np)
+
+
+def check_image_size(source: str, image_size: int, tokenizer, tokenizer_path: str | Path) -> None:
+    """One line naming both sizes when ``source``'s images do not have the tokenizer's input size."""
+    size, wanted = source_image_size(source, image_size), tokenizer.image_size
+    if size == wanted:
+        return
+    retrain = f"use a tokenizer trained at resolution {size}"
+    if is_demo_source(source):
+        raise AutonatError(f"the demo digits are {size}px but the tokenizer {tokenizer_path} takes {wanted}px "
+                           f"images; {retrain}")
+    raise AutonatError(f"data.image_size is {size}px but the tokenizer {tokenizer_path} takes {wanted}px images; "
+                       f"set data.image_size: {wanted}, or {retrain}")

@@ -55,13 +55,12 @@ class FolderImages:
 
     @staticmethod
     def _read(file: Path) -> torch.Tensor:
-        from PIL import Image
         from torchvision.transforms.functional import pil_to_tensor
 
-        from autonat.data.images import to_rgb
+        from autonat.data.images import open_image, to_rgb
 
         try:
-            with Image.open(file) as img:
+            with open_image(file) as img:
                 return pil_to_tensor(to_rgb(img))
         except OSError as exc:
             raise AutonatError(f"unreadable image {file}: {exc}") from exc
@@ -100,12 +99,13 @@ def demo_images(split: str) -> ArrayImages:
 
 
 def folder_images(root: Path) -> FolderImages:
-    from autonat.data.images import IMAGE_SUFFIXES
+    """Every image under ``root`` by the datasets' discovery rule (:func:`autonat.data.images.list_images`)."""
+    from autonat.data.images import IMAGE_SUFFIXES, list_images
 
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(root)
     if len(files) < 2:
         raise AutonatError(f"{root} holds {len(files)} image(s); FID needs at least 2 "
-                           f"({', '.join(sorted(IMAGE_SUFFIXES))}, searched recursively)")
+                           f"({', '.join(sorted(IMAGE_SUFFIXES))}, searched recursively, hidden files skipped)")
     return FolderImages(files)
 
 

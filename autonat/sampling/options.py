@@ -38,7 +38,6 @@ class SamplerOptions:
         re-masking of the least confident, the default), ``"random"`` or
         ``"halton"`` (see :mod:`autonat.sampling.order`); the last two ignore
         ``remask_temp``.
-    grid: the token grid ``(h, w)`` for the ``"halton"`` order (default: square).
     cfg_batching: how a guided step gets its two sets of logits: ``"batched"``
         (one forward pass over ``2B`` rows: on CUDA the larger batch fills the
         device better), ``"split"`` (a conditional and an unconditional pass
@@ -52,7 +51,6 @@ class SamplerOptions:
     cfg_zero_threshold: float = 1e-3
     autocast_dtype: torch.dtype | None = None
     order: str = "confidence"
-    grid: tuple[int, int] | None = None
     cfg_batching: str = "auto"
 
     def __post_init__(self) -> None:

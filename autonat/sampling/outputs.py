@@ -31,14 +31,21 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> None:
         save_image(images.float(), tmp, nrow=nrow, padding=2, format=fmt)
 
 
-def save_pngs(images: torch.Tensor, labels: np.ndarray, folder: str | Path) -> None:
-    """One PNG per image, named ``{index:06d}_class{label}.png``."""
+def png_name(index: int, label: int, class_names: list[str] | None = None) -> str:
+    """``{index:06d}_{class name}.png`` when the class is named, else ``{index:06d}_class{label}.png``."""
+    named = class_names is not None and 0 <= label < len(class_names)
+    return f"{index:06d}_{class_names[label] if named else f'class{label}'}.png"
+
+
+def save_pngs(images: torch.Tensor, labels: np.ndarray, folder: str | Path,
+              class_names: list[str] | None = None) -> None:
+    """One PNG per image, named by :func:`png_name`."""
     from PIL import Image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, (img, y) in enumerate(zip(to_uint8_hwc(images), labels)):
-        with atomic_path(folder / f"{i:06d}_class{int(y)}.png") as tmp:
+        with atomic_path(folder / png_name(i, int(y), class_names)) as tmp:
             Image.fromarray(img).save(tmp, format="png")
 
 

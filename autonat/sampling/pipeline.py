@@ -25,6 +25,7 @@ from autonat.generator.checkpoint import Generator, load_generator
 from autonat.sampling.options import PRECISIONS
 from autonat.sampling.sampler import (
     SamplerOptions,
+    TokenSpace,
     make_generators,
     sample_seeds,
     sample_tokens,
@@ -70,13 +71,16 @@ class Pipeline:
         return self._network
 
     def sampler_options(self, options: SamplerOptions | None = None) -> SamplerOptions:
-        """``options`` with the pipeline's autocast dtype and token grid filled in where they give none."""
+        """``options`` with the pipeline's autocast dtype filled in where they give none."""
         options = options or SamplerOptions()
-        if options.grid is None:
-            options = replace(options, grid=tuple(self.generator.config.grid))
         if options.autocast_dtype is None:
             options = replace(options, autocast_dtype=autocast_dtype(self.precision, self.device))
         return options
+
+    @property
+    def token_space(self) -> TokenSpace:
+        """The generator's token grid, [MASK] id and null class."""
+        return TokenSpace.of(self.generator.config)
 
     @property
     def num_classes(self) -> int:
@@ -93,9 +97,8 @@ class Pipeline:
         """Token grids ``[B, h, w]`` for ``labels`` with one seed per sample."""
         cfg = self.generator.config
         y = torch.as_tensor(list(labels), dtype=torch.long, device=self.device)
-        ids = sample_tokens(self.network, strategy, y, make_generators(seeds, self.device),
-                            mask_id=cfg.mask_id, null_class=cfg.null_class, seq_len=cfg.seq_len,
-                            options=self.sampler_options(options))
+        ids = sample_tokens(self.network, strategy, y, make_generators(seeds, self.device), self.token_space,
+                            self.sampler_options(options))
         return ids.view(-1, *cfg.grid)
 
     @torch.inference_mode()

@@ -30,6 +30,38 @@ from autonat.sampling.order import position_ranks
 from autonat.strategy.core import Strategy
 
 
+@dataclass(frozen=True)
+class TokenSpace:
+    """The token sequence a generator decodes, and the two special ids around it.
+
+    ``grid`` ``(h, w)`` is read row by row into ``seq_len = h * w`` positions;
+    a position holds a codebook id ``0 .. mask_id - 1`` or ``mask_id``, the
+    [MASK] token (one past the codebook). Class ids run ``0 .. null_class - 1``;
+    ``null_class`` is the null condition (unconditional samples and the second
+    pass of classifier-free guidance).
+    """
+
+    mask_id: int
+    null_class: int
+    grid: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))  # YAML and JSON give lists
+        if len(self.grid) != 2 or min(self.grid) < 1:
+            raise AutonatError(f"a token grid is (height, width) of positive sizes, got {self.grid}")
+        if self.mask_id < 1 or self.null_class < 1:
+            raise AutonatError(f"mask id and null class must be positive, got {self.mask_id} and {self.null_class}")
+
+    @property
+    def seq_len(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @classmethod
+    def of(cls, config) -> TokenSpace:
+        """The token space of a generator config (:class:`~autonat.generator.uvit.UViTConfig`)."""
+        return cls(mask_id=config.mask_id, null_class=config.null_class, grid=config.grid)
+
+
 @dataclass
 class SamplerState:
     """The canvas after a decoding step (``step`` counts from 0)."""
@@ -83,14 +115,15 @@ def guided_logits(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Te
 
 
 def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
-           generators: Sequence[torch.Generator], *, mask_id: int, null_class: int,
-           seq_len: int, options: SamplerOptions | None = None) -> Iterator[SamplerState]:
-    """Run the T decoding steps, yielding the canvas after each one.
+           generators: Sequence[torch.Generator], space: TokenSpace,
+           options: SamplerOptions | None = None) -> Iterator[SamplerState]:
+    """Run the T decoding steps over ``space``, yielding the canvas after each one.
 
-    ``labels`` [B] are class ids (``null_class`` for unconditional samples);
-    ``generators`` holds one generator per sample on the model's device.
+    ``labels`` [B] are class ids (``space.null_class`` for unconditional
+    samples); ``generators`` holds one generator per sample on the model's device.
     """
     options = options or SamplerOptions()
+    mask_id, null_class, seq_len = space.mask_id, space.null_class, space.seq_len
     b = labels.shape[0]
     if len(generators) != b:
         raise AutonatError(f"need one generator per sample: {len(generators)} generators for {b} labels")
@@ -98,7 +131,7 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
         raise AutonatError(f"class ids must lie in [0, {null_class - 1}] (or {null_class} for unconditional); "
                            f"got {labels.min().item()}..{labels.max().item()}")
     device = labels.device
-    ranks = position_ranks(options.order, generators, seq_len, options.grid, device)
+    ranks = position_ranks(options.order, generators, seq_len, space.grid, device)
     tokens = torch.full((b, seq_len), mask_id, dtype=torch.long, device=device)
     counts = strategy.masked_counts(seq_len)
     for t in range(strategy.steps):
@@ -129,11 +162,8 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
 
 @torch.inference_mode()
 def sample_tokens(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
-                  generators: Sequence[torch.Generator], *, mask_id: int, null_class: int,
-                  seq_len: int, options: SamplerOptions | None = None) -> torch.Tensor:
+                  generators: Sequence[torch.Generator], space: TokenSpace,
+                  options: SamplerOptions | None = None) -> torch.Tensor:
     """Decode to completion; returns ``LongTensor[B, seq_len]`` of codebook ids."""
-    state = None
-    for state in decode(model, strategy, labels, generators, mask_id=mask_id, null_class=null_class,
-                        seq_len=seq_len, options=options):
-        pass
-    return state.tokens
+    *_, last = decode(model, strategy, labels, generators, space, options)
+    return last.tokens

@@ -23,6 +23,7 @@ from autonat.io.atomic import atomic_path
 from autonat.sampling.sampler import (
     SamplerOptions,
     SamplerState,
+    TokenSpace,
     decode,
     make_generators,
 )
@@ -37,11 +38,10 @@ TokenDecoder = Callable[[torch.Tensor], torch.Tensor]
 
 @torch.inference_mode()
 def decoding_states(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
-                    generators: Sequence[torch.Generator], *, mask_id: int, null_class: int, seq_len: int,
+                    generators: Sequence[torch.Generator], space: TokenSpace,
                     options: SamplerOptions | None = None) -> list[SamplerState]:
     """The sampler's canvas after each of the strategy's steps."""
-    return list(decode(model, strategy, labels, generators, mask_id=mask_id, null_class=null_class,
-                       seq_len=seq_len, options=options))
+    return list(decode(model, strategy, labels, generators, space, options))
 
 
 @torch.inference_mode()
@@ -111,7 +111,7 @@ def save_trace(frames: torch.Tensor, path: str | Path, frame_ms: int = 500, min_
 
 
 def write_trace(model: torch.nn.Module, decode_tokens: TokenDecoder, strategy: Strategy, labels: Sequence[int],
-                seeds: Sequence[int], path: str | Path, *, grid: tuple[int, int], mask_id: int, null_class: int,
+                seeds: Sequence[int], path: str | Path, space: TokenSpace,
                 options: SamplerOptions | None = None) -> Path:
     """Sample ``labels`` with one seed each, recording every step, and write the trace to ``path``.
 
@@ -120,6 +120,5 @@ def write_trace(model: torch.nn.Module, decode_tokens: TokenDecoder, strategy: S
     """
     device = next(model.parameters()).device
     y = torch.as_tensor(list(labels), dtype=torch.long, device=device)
-    states = decoding_states(model, strategy, y, make_generators(seeds, device), mask_id=mask_id,
-                             null_class=null_class, seq_len=grid[0] * grid[1], options=options)
-    return save_trace(render_trace(states, decode_tokens, grid), path)
+    states = decoding_states(model, strategy, y, make_generators(seeds, device), space, options)
+    return save_trace(render_trace(states, decode_tokens, space.grid), path)

@@ -153,7 +153,8 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
                                 masked=f"{row['masked_frac']:.2f}")
             stopping = _any_process(accelerator, stop.signal is not None)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
-                _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints)
+                _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints,
+                      class_names=cache.meta.get("class_names"))
             if stopping:
                 accelerator.print(f"stopped by {stop.name} at step {done}: state saved in "
                                   f"{run.state / f'step_{done}'}; run the same command again to resume")
@@ -255,7 +256,8 @@ def _truncate_log(path: Path, step: int) -> None:
         writer.writerows(kept)
 
 
-def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_ref: dict, keep: int) -> None:
+def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_ref: dict, keep: int,
+          class_names: list[str] | None = None) -> None:
     """Inference checkpoint (EMA), then resumable state, each written atomically.
 
     The state is written to ``state/.step_N.tmp`` and renamed to ``state/step_N``
@@ -267,7 +269,8 @@ def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_re
     kept = "the earlier checkpoints and states are intact"
     if accelerator.is_main_process:
         save_generator(run.checkpoints / f"step_{step}", ema, recipe.model, tokenizer_ref,
-                       meta={"training": {"step": step, "masking": recipe.masking, "cache": recipe.cache,
+                       meta={"class_names": class_names,
+                             "training": {"step": step, "masking": recipe.masking, "cache": recipe.cache,
                                            "num_processes": accelerator.num_processes}})
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
