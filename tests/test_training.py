@@ -64,7 +64,7 @@ def test_recipe_errors_are_clear(tmp_path):
     with pytest.raises(AutonatError, match="unknown key.*learning_rate"):
         recipe_from_dict(bad)
     with pytest.raises(AutonatError, match="not a token cache"):
-        recipe_from_dict({**bad, "cache": str(tmp_path / "nowhere")})
+        recipe_from_dict(tiny_recipe(tmp_path / "nowhere", tmp_path / "run"))
 
 
 def _free_port() -> int:

@@ -1,7 +1,6 @@
 """``autonat train-tokenizer`` and ``autonat tokenize``: parsing and wiring."""
 from __future__ import annotations
 
-from autonat.cli.args import read_recipe
 from autonat.errors import AutonatError
 
 
@@ -10,21 +9,19 @@ def cmd_train_tokenizer(args) -> None:
     from dataclasses import asdict
 
     from autonat.data.images import open_splits
-    from autonat.io.config import build
-    from autonat.tokenizers.taming import VQGANConfig
-    from autonat.tokenizers.training import TokenizerTrainConfig, train_tokenizer
+    from autonat.tokenizers.training import check_tokenizer_output, train_tokenizer
+    from autonat.training.recipe import load_recipe, tokenizer_summary
 
-    recipe = read_recipe(args)
-    section = dict(recipe.get("tokenizer", {}))
-    out_dir = args.out or section.pop("out_dir", None)
-    section.pop("out_dir", None)
+    recipe = load_recipe(args.config, args.overrides)
+    data, section = recipe.need("data", "train-tokenizer"), recipe.tokenizer
+    out_dir = args.out or section.out_dir
     if out_dir is None:
-        raise AutonatError("say where to write the tokenizer: tokenizer.out_dir in the config, or --out")
-    vq = build(VQGANConfig, section.pop("vqgan", {}), "tokenizer.vqgan")
-    config = build(TokenizerTrainConfig, {**section, "vqgan": vq}, "tokenizer")
-    data = recipe.get("data", {})
-    train, heldout = open_splits(data.get("source", "demo"), data.get("image_size"))
-    report = train_tokenizer(config, train, out_dir, heldout=heldout, device=args.device)
+        raise AutonatError("say where to write the tokenizer: tokenizer.out_dir in the recipe, or --out")
+    size = recipe.tokenizer_image_size()
+    check_tokenizer_output(out_dir)
+    train, heldout = open_splits(data.source, size)
+    print(tokenizer_summary(data.source, len(train), size, section, out_dir))
+    report = train_tokenizer(section.train_config(), train, out_dir, heldout=heldout, device=args.device)
     print(f"tokenizer written to {out_dir}")
     scores = ", ".join(f"{k}={v:.4g}" for k, v in asdict(report).items() if k != "num_images")
     if len(heldout):
@@ -36,16 +33,17 @@ def cmd_train_tokenizer(args) -> None:
 
 def cmd_tokenize(args) -> None:
     from autonat.data.tokenization import tokenize_dataset
+    from autonat.training.recipe import load_recipe
 
-    recipe = read_recipe(args)
-    data = recipe.get("data", {})
-    tokenizer = args.tokenizer or recipe.get("tokenizer", {}).get("out_dir")
-    out = args.out or recipe.get("cache")
+    recipe = load_recipe(args.config, args.overrides)
+    data = recipe.need("data", "tokenize")
+    tokenizer = args.tokenizer or recipe.tokenizer.out_dir
+    out = args.out or recipe.cache
     if not tokenizer or not out:
         raise AutonatError("need a tokenizer (--tokenizer or tokenizer.out_dir) and an output (--out or cache)")
-    n = tokenize_dataset(data.get("source", "demo"), tokenizer, out, image_size=data.get("image_size"),
-                         hflip=bool(data.get("hflip", False)), tokenizer_config=args.tokenizer_config,
-                         device=args.device, batch_size=args.batch_size, strict_images=args.strict_images)
+    n = tokenize_dataset(data.source, tokenizer, out, image_size=data.image_size, hflip=data.hflip,
+                         tokenizer_config=args.tokenizer_config, device=args.device, batch_size=args.batch_size,
+                         strict_images=args.strict_images)
     print(f"token cache with {n} items written to {out}")
     _report_image_problems(out)
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from autonat.cli.args import add_recipe_arguments, read_recipe
+from autonat.cli.args import add_recipe_arguments
 from autonat.cli.data import cmd_tokenize, cmd_train_tokenizer
 from autonat.errors import AutonatError
 
 
 def cmd_train(args) -> None:
-    from autonat.training.loop import train_from_recipe
+    from autonat.io.config import to_plain
+    from autonat.training.loop import train
+    from autonat.training.recipe import load_recipe
 
-    final = train_from_recipe(read_recipe(args))
+    recipe = load_recipe(args.config, args.overrides)
+    final = train(recipe.training(), raw=to_plain(recipe))
     if final is not None:
         print(f"final checkpoint: {final}")
 

@@ -26,6 +26,7 @@ from autonat.training.recipe import (
     Recipe,
     recipe_from_dict,
     resolve_mixed_precision,
+    training_summary,
 )
 from autonat.training.run_dir import RunDir
 
@@ -88,6 +89,8 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
 
     torch.manual_seed(cfg.seed)
     model = UViT(recipe.model)
+    accelerator.print(training_summary(recipe, len(labels_all), sum(p.numel() for p in model.parameters()),
+                                       world, accelerator.device))
     ema = copy.deepcopy(model).requires_grad_(False)
     # fused: the whole update in one kernel instead of a dozen per parameter (same maths; ~2% of an
     # AutoNAT-S step on CPU, see docs/benchmarks.md)

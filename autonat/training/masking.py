@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from autonat.io.config import FieldError, require_fractions, require_positive
 
-@dataclass
+
+@dataclass(frozen=True)
 class MaskingConfig:
     """Mask-ratio distribution and loss settings (the training strategy)."""
 
@@ -25,10 +27,10 @@ class MaskingConfig:
     p_uncond: float = 0.15
 
     def __post_init__(self) -> None:
-        if self.alpha <= 0 or self.beta <= 0:
-            raise ValueError(f"Beta parameters must be positive, got alpha={self.alpha}, beta={self.beta}")
+        require_positive(self, "alpha", "beta")  # the Beta distribution's parameters
+        require_fractions(self, "label_smoothing")
         if not 0.0 <= self.p_uncond <= 1.0:
-            raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
+            raise FieldError("p_uncond", f"must be in [0, 1], got {self.p_uncond}")
 
     @property
     def mean_ratio(self) -> float:
