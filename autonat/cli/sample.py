@@ -22,7 +22,9 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="cosine",
                    help="named schedule when no --strategy (see `autonat strategy list`; default cosine)")
     p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
-    p.add_argument("--classes", type=int, nargs="*", help="class ids, one grid row each (default: all)")
+    p.add_argument("--classes", nargs="*",
+                   help="classes, one grid row each, by name (the class folder's) or id (default: all); "
+                        "a name is matched before an id")
     p.add_argument("--per-class", type=int, default=8, help="samples per class (grid columns)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
@@ -66,13 +68,34 @@ def default_device(requested: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def class_ids(values: list[str], names: list[str] | None) -> list[int]:
+    """``--classes`` values as ids: a class name recorded in the checkpoint (first), else an integer id.
+
+    Ranges are checked later (:meth:`~autonat.sampling.pipeline.Pipeline.check_labels`).
+    """
+    ids = []
+    for value in values:
+        if names and value in names:
+            ids.append(names.index(value))
+        elif value.lstrip("-").isdigit():
+            ids.append(int(value))
+        else:
+            known = "this checkpoint records no class names"
+            if names:
+                more = f", ... ({len(names)} in all)" if len(names) > 20 else ""
+                known = "the classes are " + ", ".join(names[:20]) + more
+            raise AutonatError(f"--classes {value}: unknown class; {known} (or give ids)")
+    return ids
+
+
 def run_sample(args) -> Path:
     from autonat.sampling.pipeline import Pipeline
 
     pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, default_device(args.device),
                          precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", False))
     strategy = resolve_strategy(args)
-    classes = args.classes if args.classes else list(range(pipe.num_classes))
+    names = pipe.generator.meta.get("class_names")
+    classes = class_ids(args.classes, names) if args.classes else list(range(pipe.num_classes))
     if args.per_class < 1:
         raise AutonatError("--per-class must be at least 1")
     pipe.check_labels(classes)
@@ -90,7 +113,7 @@ def run_sample(args) -> Path:
     print(f"grid of {len(labels)} samples ({len(classes)} classes x {args.per_class}, {strategy.steps} steps) "
           f"written to {args.out}")
     if args.png_dir:
-        save_pngs(images_t, labels_np, args.png_dir)
+        save_pngs(images_t, labels_np, args.png_dir, class_names=names)
         print(f"individual PNGs written to {args.png_dir}")
     if args.npz:
         save_npz(images_t, labels_np, args.npz)
