@@ -11,6 +11,7 @@ from helpers import (
 
 from autonat.cli.main import main
 from autonat.strategy.files import load_strategy
+from autonat.tokenizers.base import fingerprint
 
 COMMON = ["--reference", "demo:heldout", "--n-eval", "12", "--batch-size", "12"]
 
@@ -36,7 +37,7 @@ def test_search_training_and_alternate_end_to_end(tmp_path):
     tok = write_tiny_tokenizer(tmp_path / "tok")
     cache = write_tiny_cache(tmp_path / "cache")
     meta = json.loads((cache / "meta.json").read_text())
-    meta["tokenizer"] = {"path": str(tok), "fingerprint": "x"}
+    meta["tokenizer"] = {"path": str(tok), "fingerprint": fingerprint(tok)}
     (cache / "meta.json").write_text(json.dumps(meta))
     recipe = tiny_recipe(cache, tmp_path / "unused", steps=4)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))

@@ -15,3 +15,10 @@ def read_recipe(args) -> dict:
     from autonat.io.config import apply_overrides, load_yaml
 
     return apply_overrides(load_yaml(args.config), args.overrides)
+
+
+def add_force_argument(p: argparse.ArgumentParser) -> None:
+    """``--force``: go on (with a warning) when a tokenizer's fingerprint differs from the recorded one."""
+    p.add_argument("--force", action="store_true",
+                   help="use a tokenizer whose content fingerprint differs from the one the checkpoint or token "
+                        "cache records (replaced or retrained since); a warning instead of an error")

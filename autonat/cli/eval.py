@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from autonat.cli.args import add_force_argument
 from autonat.errors import AutonatError
 
 DEFAULT_RESULTS = "outputs/eval.jsonl"
@@ -45,6 +46,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", help="comma-separated subset of fid,is,kid,pr (default: all the reference allows)")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"JSON-lines file to append to ({DEFAULT_RESULTS})")
     _add_feature_arguments(p)
+    add_force_argument(p)
 
 
 def add_fid_stats_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,7 +127,7 @@ def _images(args, device):
 
     if args.order not in ORDERS:
         raise AutonatError(f"unknown --order {args.order!r}; choose one of {', '.join(ORDERS)}")
-    pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, device)
+    pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, device, force=args.force)
     strategy = resolve_strategy(args)
     options = SamplerOptions(order=args.order, grid=tuple(pipe.generator.config.grid))
     label = args.strategy or f"{args.schedule}({strategy.steps})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from autonat.cli.args import add_recipe_arguments
+from autonat.cli.args import add_force_argument, add_recipe_arguments
 from autonat.cli.data import cmd_tokenize, cmd_train_tokenizer
 from autonat.errors import AutonatError
 
@@ -20,7 +20,7 @@ def cmd_train(args) -> None:
     from autonat.training.recipe import load_recipe
 
     recipe = load_recipe(args.config, args.overrides)
-    final = train(recipe.training(), raw=to_plain(recipe))
+    final = train(recipe.training(), raw=to_plain(recipe), force=args.force)
     if final is not None:
         print(f"final checkpoint: {final}")
 
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the generator in this process (see tools/train.py for accelerate)")
     add_recipe_arguments(p)
+    add_force_argument(p)
     p.set_defaults(func=cmd_train)
 
     from autonat.cli.sample import add_sample_arguments

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from autonat.cli.args import add_force_argument
 from autonat.errors import AutonatError
 from autonat.sampling.order import ORDERS
 from autonat.sampling.outputs import save_grid, save_npz, save_pngs
@@ -45,6 +46,7 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
                         "auto = batched on CUDA, split on CPU (same speed there, less memory)")
     p.add_argument("--trace", help="also write the canvas after every step, masked tokens grey (.gif or .png)")
     p.add_argument("--trace-samples", type=int, default=4, help="samples shown by --trace (the grid's first)")
+    add_force_argument(p)
 
 
 def resolve_strategy(args):
@@ -92,7 +94,8 @@ def run_sample(args) -> Path:
     from autonat.sampling.pipeline import Pipeline
 
     pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, default_device(args.device),
-                         precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", False))
+                         precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", False),
+                         force=args.force)
     strategy = resolve_strategy(args)
     names = pipe.generator.meta.get("class_names")
     classes = class_ids(args.classes, names) if args.classes else list(range(pipe.num_classes))

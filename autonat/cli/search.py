@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from autonat.cli.args import add_force_argument
 from autonat.errors import AutonatError
 from autonat.search.objective import FIDObjective
 
@@ -29,13 +30,18 @@ def _initial_strategy(args, steps: int):
 
 
 def generation_search(checkpoint, init, args, out: Path):
+    from autonat.io.lock import run_lock
     from autonat.plots import plot_search
-    from autonat.search.generation import StrategySearch
+    from autonat.search.generation import StrategySearch, check_search_inputs, search_inputs
+    from autonat.search.objective import objective_inputs
 
-    objective = FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, args.weights,
-                             args.device, args.batch_size)
-    search = StrategySearch(objective, init, _search_config(args), out, args.n_eval)
-    state = run_stoppable(search)
+    config, inputs = _search_config(args), objective_inputs(checkpoint, args.reference)
+    with run_lock(out):  # locked and checked before the reference and the model are loaded
+        check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config))
+        objective = FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, args.weights,
+                                 args.device, args.batch_size, force=args.force)
+        search = StrategySearch(objective, init, config, out, args.n_eval, inputs=inputs)
+        state = run_stoppable(search)
     plot_search(search.history(), search.final_strategy(), out / "search.png")
     return search, state
 
@@ -78,9 +84,9 @@ def _trial_fn(args, strategy, out: Path):
         d = apply_overrides(recipe, [f"masking.alpha={alpha}", f"masking.beta={beta}",
                                      f"train.steps={args.train_steps}", f"train.out_dir={run}",
                                      f"train.checkpoint_every={args.train_steps}", *args.overrides])
-        final = train_from_recipe(d)
+        final = train_from_recipe(d, force=args.force)
         fid = FIDObjective(final, args.reference, args.n_eval, args.feature_extractor, args.weights,
-                           args.device, args.batch_size)(strategy, args.seed)
+                           args.device, args.batch_size, force=args.force)(strategy, args.seed)
         print(f"trial Beta({alpha:g}, {beta:g}): FID {fid:.3f}")
         return fid
 
@@ -88,10 +94,13 @@ def _trial_fn(args, strategy, out: Path):
 
 
 def training_search(args, strategy, out: Path):
+    from autonat.search.objective import reference_identity
     from autonat.search.training import LineSearchConfig, TrainingStrategySearch
 
     cfg = LineSearchConfig(alpha=args.alpha, beta=args.beta, factor=args.factor, max_moves=args.max_moves)
-    best = TrainingStrategySearch(_trial_fn(args, strategy, out), cfg, out).run()
+    inputs = {"config": str(Path(args.config).resolve()), "overrides": list(args.overrides),
+              "train_steps": args.train_steps, "reference": reference_identity(args.reference), "n_eval": args.n_eval}
+    best = TrainingStrategySearch(_trial_fn(args, strategy, out), cfg, out, inputs=inputs).run()
     run = out / "trials" / f"alpha{best.alpha:g}_beta{best.beta:g}" / "checkpoints" / f"step_{args.train_steps}"
     return best, run
 
@@ -137,6 +146,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="search directory (a search there resumes)")
+    add_force_argument(p)
 
 
 def _generation_args(p: argparse.ArgumentParser) -> None:

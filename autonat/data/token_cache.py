@@ -9,6 +9,7 @@ import numpy as np
 
 from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_dir, check_output_dir
+from autonat.io.identity import resolve_recorded, with_portable_path
 
 
 # --------------------------------------------------------------------------- token cache
@@ -19,6 +20,7 @@ class TokenCache:
     tokens: np.ndarray
     labels: np.ndarray
     meta: dict
+    path: Path | None = None  # the cache directory, when read from disk
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -34,6 +36,19 @@ class TokenCache:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def tokenizer_record(self) -> dict:
+        """The recorded tokenizer, its ``path`` made valid from the working directory when it is found."""
+        record = dict(self.meta.get("tokenizer", {}))
+        found = self.tokenizer_path()
+        return {**record, "path": str(found)} if found is not None else record
+
+    def tokenizer_path(self) -> Path | None:
+        """Where the tokenizer that made the cache is (see :func:`resolve_recorded`), or None if not found."""
+        recorded = self.meta.get("tokenizer", {}).get("path")
+        if not recorded or self.path is None:
+            return None
+        return resolve_recorded(recorded, self.path)
 
 
 CACHE_KIND = "token-cache"
@@ -51,7 +66,13 @@ def check_cache_output(path: str | Path) -> Path:
 
 
 def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, meta: dict) -> None:
-    """Write a token cache directory atomically (it replaces only an earlier cache, and only when complete)."""
+    """Write a token cache directory atomically (it replaces only an earlier cache, and only when complete).
+
+    ``meta["tokenizer"]["path"]`` (valid from the working directory) is
+    recorded relative to the cache, or absolute (see :func:`autonat.io.identity.portable_path`).
+    """
+    if "tokenizer" in meta:
+        meta = {**meta, "tokenizer": with_portable_path(meta["tokenizer"], path)}
     tokens = tokens.reshape(len(tokens), -1)
     dtype = np.uint16 if meta["codebook_size"] <= np.iinfo(np.uint16).max + 1 else np.int32
     with atomic_dir(path, CACHE_KIND, is_token_cache) as tmp:
@@ -78,4 +99,4 @@ def read_token_cache(path: str | Path) -> TokenCache:
         raise AutonatError(
             f"token cache {path} is inconsistent: tokens {tokens.shape}, labels {labels.shape}, grid {grid}"
         )
-    return TokenCache(tokens=tokens, labels=labels, meta=meta)
+    return TokenCache(tokens=tokens, labels=labels, meta=meta, path=path)

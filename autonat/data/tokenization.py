@@ -1,6 +1,7 @@
 """Encoding a dataset once with the frozen tokenizer into a token cache."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from autonat.data.images import is_demo_source, open_dataset, source_image_size
-from autonat.data.token_cache import check_cache_output, write_token_cache
+from autonat.data.token_cache import TokenCache, check_cache_output, write_token_cache
 from autonat.errors import AutonatError
 from autonat.tokenizers.base import fingerprint
 from autonat.tokenizers.loader import load_tokenizer
@@ -23,6 +24,43 @@ def tokenizer_identity(path: str | Path, tokenizer, config: str | Path | None = 
     if config is not None:
         ident["config"] = str(config)
     return ident
+
+
+def verify_tokenizer(recorded: dict, path: str | Path, user: str, fix: str, force: bool = False) -> None:
+    """Check that the tokenizer at ``path`` is the one ``user`` (a checkpoint, a cache) recorded.
+
+    The check compares content fingerprints, so a tokenizer replaced or
+    retrained in place is caught. A record without a fingerprint (released
+    weights converted without their tokenizer) passes. A mismatch is a
+    one-line :class:`AutonatError` naming ``fix``; with ``force`` it is a
+    warning on stderr and the work goes on.
+    """
+    expected = recorded.get("fingerprint")
+    if not expected:
+        return
+    try:
+        actual = fingerprint(path)
+    except OSError:  # a format without one weights file: nothing to compare
+        return
+    if actual == expected:
+        return
+    problem = (f"tokenizer {path} has fingerprint {actual} but {user} was made with fingerprint {expected} "
+               f"(recorded path {recorded.get('path')})")
+    if not force:
+        raise AutonatError(f"{problem}; {fix}, or pass --force (force=True) to use it anyway")
+    print(f"autonat: warning: {problem}; going on because of --force", file=sys.stderr, flush=True)
+
+
+def verify_cache_tokenizer(cache: TokenCache, force: bool = False) -> None:
+    """The tokenizer a cache was made with must not have been replaced or retrained since.
+
+    See :func:`verify_tokenizer`; a cache whose tokenizer is no longer where
+    it records is not checked.
+    """
+    path = cache.tokenizer_path()
+    if path is not None:
+        verify_tokenizer(cache.meta.get("tokenizer", {}), path, f"token cache {cache.path}",
+                         fix="encode the data again with `autonat tokenize`", force=force)
 
 
 @torch.inference_mode()

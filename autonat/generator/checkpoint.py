@@ -1,7 +1,8 @@
 """Generator checkpoints: a directory with ``config.json`` and ``model.safetensors``.
 
 ``config.json`` names the architecture, codebook size, token grid, number of
-classes and the tokenizer (a path and a content fingerprint);
+classes and the tokenizer (a path, relative to the checkpoint when they share
+a folder, and a content fingerprint);
 ``model.safetensors`` holds the EMA weights used for inference. The resumable
 training state lives apart from it (see :mod:`autonat.training`).
 """
@@ -17,6 +18,7 @@ from autonat.errors import AutonatError
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import atomic_dir
 from autonat.io.config import to_plain
+from autonat.io.identity import resolve_recorded, with_portable_path
 from autonat.io.weights import load_strict, read_state_dict, save_safetensors
 
 CONFIG_FILE = "config.json"
@@ -35,17 +37,16 @@ class Generator:
     meta: dict
 
     def tokenizer_path(self, override: str | Path | None = None) -> Path:
-        """Where the tokenizer is: ``override``, else the recorded path (relative to the checkpoint first)."""
+        """Where the tokenizer is: ``override``, else the recorded path (see :func:`resolve_recorded`)."""
         if override is not None:
             return Path(override)
         recorded = self.tokenizer.get("path")
         if not recorded:
             raise AutonatError(f"{self.path}/{CONFIG_FILE} records no tokenizer; pass --tokenizer")
-        recorded = Path(recorded)
-        for candidate in (self.path / recorded, recorded):
-            if candidate.exists():
-                return candidate
-        raise AutonatError(f"tokenizer {recorded} of checkpoint {self.path} not found; pass --tokenizer PATH")
+        found = resolve_recorded(recorded, self.path)
+        if found is None:
+            raise AutonatError(f"tokenizer {recorded} of checkpoint {self.path} not found; pass --tokenizer PATH")
+        return found
 
 
 KIND = "generator"
@@ -61,8 +62,13 @@ def is_generator_checkpoint(path: str | Path) -> bool:
 
 def save_generator(path: str | Path, model: torch.nn.Module, config: UViTConfig, tokenizer: dict,
                    meta: dict | None = None) -> None:
-    """Write a checkpoint directory atomically (a crash never leaves half of one)."""
-    info = {"format": FORMAT, "version": 1, "model": to_plain(config), "tokenizer": to_plain(tokenizer),
+    """Write a checkpoint directory atomically (a crash never leaves half of one).
+
+    ``tokenizer["path"]`` (valid from the working directory) is recorded
+    relative to the checkpoint, or absolute (see :func:`autonat.io.identity.portable_path`).
+    """
+    tokenizer = with_portable_path(to_plain(tokenizer), path)
+    info = {"format": FORMAT, "version": 1, "model": to_plain(config), "tokenizer": tokenizer,
             **to_plain(meta or {})}
     with atomic_dir(path, KIND, is_generator_checkpoint) as tmp:
         save_safetensors(model.state_dict(), tmp / WEIGHTS_FILE, atomic=False)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from autonat.data.tokenization import verify_tokenizer
 from autonat.errors import AutonatError
 from autonat.generator.checkpoint import Generator, load_generator
 from autonat.sampling.options import PRECISIONS
@@ -51,10 +52,18 @@ class Pipeline:
     @classmethod
     def load(cls, checkpoint: str | Path, tokenizer: str | Path | None = None,
              tokenizer_config: str | Path | None = None, device: str | torch.device = "cpu",
-             precision: str = "auto", compile: bool = False) -> "Pipeline":
+             precision: str = "auto", compile: bool = False, force: bool = False) -> "Pipeline":
+        """Load a checkpoint and its tokenizer (the recorded one unless ``tokenizer`` is given).
+
+        The tokenizer's content fingerprint must be the one the checkpoint
+        records; ``force`` turns a mismatch into a warning.
+        """
         device = torch.device(device)
         gen = load_generator(checkpoint, device)
-        tok = load_tokenizer(gen.tokenizer_path(tokenizer), tokenizer_config, device=device)
+        tok_path = gen.tokenizer_path(tokenizer)
+        verify_tokenizer(gen.tokenizer, tok_path, f"checkpoint {gen.path}",
+                         fix="pass the tokenizer it was trained with (--tokenizer)", force=force)
+        tok = load_tokenizer(tok_path, tokenizer_config, device=device)
         if tok.codebook_size != gen.config.codebook_size:
             raise AutonatError(f"tokenizer has {tok.codebook_size} codes but the generator was trained "
                                f"for {gen.config.codebook_size}; pass the tokenizer it was trained with")

@@ -20,7 +20,10 @@ the bounds (mask ratios also onto non-increasing sequences).
 Every step writes the current strategy, a CSV history row and the search
 state atomically; a search restarted on the same directory resumes where it
 stopped and follows the same trajectory, because every seed it draws is a
-function of ``(seed, step)``.
+function of ``(seed, step)``. The directory records what the search scores
+(checkpoint and its weights' fingerprint, reference, N, steps, method) on its
+first run and refuses to resume with anything else, and it is locked while a
+search runs in it.
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ import numpy as np
 
 from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_path, write_text
+from autonat.io.identity import check_identity
+from autonat.io.lock import run_lock
 from autonat.strategy.core import Strategy
 from autonat.strategy.files import load_strategy, save_strategy
 
@@ -143,6 +148,20 @@ def spsa_gradient(f: Callable[[np.ndarray, int], float], x: np.ndarray, h: np.nd
 
 
 # --------------------------------------------------------------------------- the search
+INPUTS_FILE = "inputs.json"
+
+
+def check_search_inputs(out_dir: str | Path, inputs: dict) -> None:
+    """Record what a search directory's search is made from on its first run; refuse other inputs later."""
+    check_identity(Path(out_dir) / INPUTS_FILE, inputs, f"the search in {out_dir}",
+                   fix="give another --out for a new search (or the same inputs to resume this one)")
+
+
+def search_inputs(objective_inputs: dict, n_eval: int, init: Strategy, config: SearchConfig) -> dict:
+    """What a generation search directory records: the objective's inputs, N, the steps T and the method."""
+    return {**objective_inputs, "n_eval": n_eval, "steps": init.steps, "method": config.method}
+
+
 @dataclass
 class SearchState:
     """Everything needed to resume: position, momentum, step count and budget so far."""
@@ -161,12 +180,15 @@ class StrategySearch:
     """Runs and records a generation-strategy search in ``out_dir``.
 
     ``out_dir`` holds ``state.json``, ``history.csv``, ``strategy.yaml`` (the
-    current point), ``best_strategy.yaml`` and, at the end, ``search.png``.
+    current point), ``best_strategy.yaml``, ``inputs.json`` (``inputs``, the
+    objective's description, with N, steps and method) and, at the end,
+    ``search.png``.
     """
 
     def __init__(self, objective: Objective, init: Strategy, config: SearchConfig, out_dir: str | Path,
-                 n_eval: int) -> None:
+                 n_eval: int, inputs: dict | None = None) -> None:
         self.objective, self.config, self.n_eval = objective, config, n_eval
+        self.inputs = search_inputs(inputs or {}, n_eval, init, config)
         self.layout = Layout(init.steps)
         self.out = Path(out_dir)
         self.init = init
@@ -241,6 +263,11 @@ class StrategySearch:
 
     def run(self, progress: bool = True, stop: Callable[[], bool] | None = None) -> SearchState:
         """Step until ``config.steps`` (resuming from ``state.json``); ``stop()`` ends early at a boundary."""
+        with run_lock(self.out):
+            check_search_inputs(self.out, self.inputs)
+            return self._run(progress, stop)
+
+    def _run(self, progress: bool, stop: Callable[[], bool] | None) -> SearchState:
         from tqdm import tqdm
 
         state = self.load_or_start()

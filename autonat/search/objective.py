@@ -1,8 +1,26 @@
 """The search objective: FID of a generator's samples under a strategy."""
 from __future__ import annotations
 
+from pathlib import Path
+
 # --------------------------------------------------------------------------- objective
 _EVALUATORS: dict = {}
+
+
+def reference_identity(reference: str | Path) -> str:
+    """How a search records its FID reference: the absolute path of a file or folder, else the name (``demo:train``)."""
+    return str(Path(reference).resolve()) if Path(reference).exists() else str(reference)
+
+
+def objective_inputs(checkpoint: str | Path, reference: str | Path) -> dict:
+    """What an FID objective is made from: the checkpoint (path and weights' fingerprint) and the reference."""
+    from autonat.generator.checkpoint import WEIGHTS_FILE
+    from autonat.tokenizers.base import fingerprint
+
+    weights = Path(checkpoint) / WEIGHTS_FILE  # missing: loading the checkpoint says so in one line
+    return {"checkpoint": str(Path(checkpoint).resolve()),
+            "checkpoint_fingerprint": fingerprint(weights) if weights.is_file() else None,
+            "reference": reference_identity(reference)}
 
 
 class FIDObjective:
@@ -15,7 +33,7 @@ class FIDObjective:
     def __init__(self, checkpoint, reference: str, n_eval: int, feature_extractor: str = "auto",
                  weights: str | None = None, device: str = "cpu", batch_size: int = 100,
                  tokenizer: str | None = None, tokenizer_config: str | None = None, precision: str = "auto",
-                 options=None) -> None:
+                 options=None, force: bool = False) -> None:
         from autonat.evaluation.features import (
             default_extractor_name,
             load_feature_extractor,
@@ -32,7 +50,8 @@ class FIDObjective:
             ref = load_reference(reference, extractor, batch_size, progress=False)
             _EVALUATORS[key] = Evaluator(extractor, ref, ("fid",), batch_size)
         self.evaluator = _EVALUATORS[key]
-        self.pipeline = Pipeline.load(checkpoint, tokenizer, tokenizer_config, device=device, precision=precision)
+        self.pipeline = Pipeline.load(checkpoint, tokenizer, tokenizer_config, device=device, precision=precision,
+                                      force=force)
         self.options = options
         self.labels = balanced_labels(n_eval, self.pipeline.num_classes)
         self.n_eval = n_eval

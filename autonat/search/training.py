@@ -6,7 +6,10 @@ step multiplicatively in the direction that lowers FID while it keeps
 lowering it. Every candidate is a short training run scored by FID under
 the current generation strategy, so a trial is expensive; trials are
 recorded in ``trials.json`` and never repeated, which also makes an
-interrupted search resume where it stopped.
+interrupted search resume where it stopped. The directory records what
+the trials are made from (recipe, training steps, reference, N) on its first
+run and refuses to resume with anything else, and it is locked while a search
+runs in it.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from autonat.io.atomic import write_text
+from autonat.io.lock import run_lock
+from autonat.search.generation import check_search_inputs
 
 #: ``train_and_score(alpha, beta) -> FID`` of a model trained with Beta(alpha, beta).
 TrialFn = Callable[[float, float], float]
@@ -40,10 +45,16 @@ class Trial:
 
 
 class TrainingStrategySearch:
-    """Line search whose trials are cached in ``out_dir/trials.json``."""
+    """Line search whose trials are cached in ``out_dir/trials.json``.
 
-    def __init__(self, trial: TrialFn, config: LineSearchConfig, out_dir: str | Path) -> None:
+    ``inputs`` describes what a trial is made from (recipe, training steps,
+    reference, N); ``out_dir/inputs.json`` records it on the first run.
+    """
+
+    def __init__(self, trial: TrialFn, config: LineSearchConfig, out_dir: str | Path,
+                 inputs: dict | None = None) -> None:
         self.trial_fn, self.config, self.out = trial, config, Path(out_dir)
+        self.inputs = inputs or {}
         self.trials: list[Trial] = []
         if self.file.exists():
             self.trials = [Trial(**t) for t in json.loads(self.file.read_text())]
@@ -65,6 +76,11 @@ class TrainingStrategySearch:
 
     def run(self) -> Trial:
         """Search alpha, then beta; returns the best trial."""
+        with run_lock(self.out):
+            check_search_inputs(self.out, self.inputs)
+            return self._run()
+
+    def _run(self) -> Trial:
         cfg = self.config
         point = {"alpha": cfg.alpha, "beta": cfg.beta}
         best = self.score(**point)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import shutil
 import signal
 import time
@@ -14,12 +15,15 @@ import torch
 from tqdm import tqdm
 
 from autonat.data.token_cache import TokenCache, read_token_cache
+from autonat.data.tokenization import verify_cache_tokenizer
 from autonat.errors import AutonatError
 from autonat.generator.checkpoint import save_generator
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import explain_disk_full
 from autonat.io.config import to_plain
+from autonat.io.identity import check_identity, record_identity
 from autonat.io.interrupt import StopRequest
+from autonat.io.lock import run_lock
 from autonat.training.masking import mask_batch, masked_accuracy, masked_cross_entropy
 from autonat.training.recipe import (
     OptimConfig,
@@ -31,8 +35,8 @@ from autonat.training.recipe import (
 from autonat.training.run_dir import RunDir
 
 
-def train_from_recipe(d: dict) -> Path | None:
-    return train(recipe_from_dict(d), raw=d)
+def train_from_recipe(d: dict, force: bool = False) -> Path | None:
+    return train(recipe_from_dict(d), raw=d, force=force)
 
 
 # --------------------------------------------------------------------------- pieces
@@ -70,8 +74,23 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 # --------------------------------------------------------------------------- the loop
-def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
-    """Train the generator; returns the final checkpoint directory (on the main process)."""
+def train(recipe: Recipe, raw: dict | None = None, force: bool = False) -> Path | None:
+    """Train the generator; returns the final checkpoint directory (on the main process).
+
+    The main process holds ``train.out_dir``'s lock for the whole run, so a
+    second run into it is refused (:func:`autonat.io.lock.run_lock`).
+    ``force`` trains on a cache whose tokenizer was replaced since the cache
+    was made (:func:`autonat.data.tokenization.verify_cache_tokenizer`).
+    """
+    from accelerate import PartialState
+
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the Accelerator's own state
+    with run_lock(recipe.train.out_dir, enabled=main):
+        return _train(recipe, raw, force)
+
+
+def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
+    """The training run of :func:`train`, inside the output directory's lock."""
     from accelerate import Accelerator
 
     cfg = recipe.train
@@ -86,6 +105,9 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
     tokens_all = torch.from_numpy(np.asarray(cache.tokens, dtype=np.int64))
     labels_all = torch.from_numpy(np.asarray(cache.labels, dtype=np.int64))
     _check_cache(cache, recipe.model)
+    verify_cache_tokenizer(cache, force)
+    _check_same_cache(run, cache, resuming=cfg.resume and run.latest_state() is not None,
+                      record=accelerator.is_main_process)
 
     torch.manual_seed(cfg.seed)
     model = UViT(recipe.model)
@@ -113,7 +135,7 @@ def train(recipe: Recipe, raw: dict | None = None) -> Path | None:
         run.root.mkdir(parents=True, exist_ok=True)
         (run.root / "recipe.json").write_text(json.dumps(to_plain(raw or recipe), indent=2))
         _truncate_log(run.log, start)
-    tokenizer_ref = dict(cache.meta.get("tokenizer", {}))
+    tokenizer_ref = cache.tokenizer_record()
 
     per_rank = cfg.batch_size // world
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
@@ -203,6 +225,21 @@ def _check_cache(cache: TokenCache, config: UViTConfig) -> None:
         raise AutonatError(f"token cache holds id {top} but the codebook has {config.codebook_size} codes")
     if len(cache) and (cache.labels.min() < 0 or cache.labels.max() >= config.num_classes):
         raise AutonatError(f"token cache labels out of range [0, {config.num_classes})")
+
+
+CACHE_RECORD = "cache.json"
+
+
+def _check_same_cache(run: RunDir, cache: TokenCache, resuming: bool, record: bool) -> None:
+    """A run records the cache it trains on (path, tokenizer, size, grid); a resumed run must use the same one."""
+    inputs = {"cache": os.path.abspath(cache.path), "num_items": len(cache), "grid": list(cache.grid),
+              "tokenizer_fingerprint": cache.meta.get("tokenizer", {}).get("fingerprint")}
+    file = run.root / CACHE_RECORD
+    if resuming:
+        check_identity(file, inputs, f"training run {run.root}", record=record,
+                       fix="give a new train.out_dir, or set train.resume=false to start this run over")
+    elif record:
+        record_identity(file, inputs)
 
 
 def _step_stats(loss, logits, targets, mask) -> torch.Tensor:
