@@ -161,14 +161,14 @@ def test_a_training_search_resumed_with_other_train_steps_is_refused(tmp_path):
 HOLDER = """
 import sys, time
 from autonat.io.lock import run_lock
-with run_lock(sys.argv[1]):
+with run_lock(sys.argv[1], beside=sys.argv[2] == "beside"):
     print("locked", flush=True)
     time.sleep(120)
 """
 
 
-def _hold_lock(folder: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+def _hold_lock(folder: Path, where: str = "inside") -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), where], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -191,6 +191,23 @@ def test_a_second_run_into_a_locked_folder_is_refused_until_the_first_is_killed(
         holder.wait(timeout=30)
     assert (run / LOCK_FILE).exists()  # left behind by the killed run, and no obstacle:
     assert train(recipe_from_dict(recipe)) is not None
+
+
+def test_a_second_tokenizer_training_into_one_folder_is_refused(tmp_path, tiny_vqgan_config):
+    from autonat.tokenizers.training import TokenizerTrainConfig, train_tokenizer
+
+    data = torch.utils.data.TensorDataset(torch.rand(16, 3, 8, 8), torch.zeros(16, dtype=torch.long))
+    config = TokenizerTrainConfig(vqgan=tiny_vqgan_config, steps=2, batch_size=8)
+    holder = _hold_lock(tmp_path / "tok", "beside")  # the tokenizer folder is replaced whole: the lock sits beside it
+    try:
+        with pytest.raises(AutonatError, match=rf"another autonat run is using .*tok \(pid {holder.pid}\)"):
+            train_tokenizer(config, data, tmp_path / "tok")
+        assert not (tmp_path / "tok").exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    train_tokenizer(config, data, tmp_path / "tok")
+    assert sorted(p.name for p in (tmp_path / "tok").iterdir() if p.name.endswith("lock")) == []
 
 
 def test_the_lock_is_reentrant_within_a_process_and_released_after(tmp_path):

@@ -38,6 +38,7 @@ from autonat.io.config import (
     require_positive,
 )
 from autonat.io.interrupt import StopRequest
+from autonat.io.lock import run_lock
 from autonat.io.weights import save_safetensors
 from autonat.tokenizers.base import TOKENIZER_FILE, WEIGHTS_FILE
 from autonat.tokenizers.taming import VQGAN, VQGANConfig
@@ -202,8 +203,17 @@ def train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str |
     written atomically to :func:`state_dir` ``(out_dir)``; the same call again
     resumes from it and ends with the same weights as an uninterrupted run.
     A state saved with another config or other images is refused. The state
-    folder is removed once the tokenizer is written.
+    folder is removed once the tokenizer is written. A second run for the
+    same ``out_dir`` is refused while one runs (a lock file beside it, see
+    :func:`autonat.io.lock.run_lock`).
     """
+    with run_lock(out_dir, beside=True):
+        return _train_tokenizer(config, train, out_dir, heldout, device)
+
+
+def _train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str | Path,
+                     heldout: Dataset | None, device: str) -> TokenizerReport:
+    """The training of :func:`train_tokenizer`, inside the output's lock."""
     check_tokenizer_output(out_dir)
     state = check_output_dir(state_dir(out_dir), STATE_KIND, is_tokenizer_state)
     cpu_images = _stack(train)
