@@ -1,35 +1,28 @@
 """Training-step speed (tokens/s) and peak memory: ours against the reference-style baseline.
 
-"Ours" is the body of the loop in :func:`autonat.training.train` (masking from
-:mod:`autonat.masking`, forward, masked cross-entropy, the finiteness check,
-backward, gradient clipping, AdamW, the foreach EMA update) without
-accelerate's wrapping, logging and checkpoints; the baseline is
+"Ours" is :func:`autonat.training.loop.train_step`, the step the training
+loop takes (masking, forward, masked cross-entropy, the finiteness check,
+backward, gradient clipping, fused AdamW, the foreach EMA update), through a
+single-process accelerate ``Accelerator`` as in training, without the loop's
+logging and checkpoints; the baseline is
 :func:`benchmarks.baseline.baseline_train_step`. Both train the same seeded
 network on the same random token batches, each in its own fresh process,
 alternately for ``--rounds`` rounds.
 
-    python -m benchmarks.bench_training                          # S and L, batches 1 2 4
-    python -m benchmarks.bench_training --sizes tiny --steps 2   # check the script
+    python -m benchmarks.bench_training            # S and L, batches 1 2 4
+    python -m benchmarks.bench_training --quick    # check the script in seconds (tiny model, one batch size)
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
-from dataclasses import dataclass, field
 
 import torch
 
-from autonat.errors import AutonatError
 from autonat.generator.uvit import UViT
-from autonat.training.loop import (
-    ema_decay_at,
-    learning_rate,
-    step_generator,
-    update_ema,
-)
-from autonat.training.masking import MaskingConfig, mask_batch, masked_cross_entropy
-from autonat.training.recipe import OptimConfig
+from autonat.training.loop import train_step
+from autonat.training.recipe import Recipe, TrainConfig
 
 from .baseline import (
     BaselineTrainer,
@@ -66,52 +59,43 @@ VARIANTS = {
 }
 
 
-@dataclass
-class OurTrainer:
-    """What :func:`autonat.training.train` holds during its loop."""
+class LateZeroGrad:
+    """The ablation ``ours-late-zero-grad``: an optimizer whose gradients live on through the next forward.
 
-    model: UViT
-    ema: UViT
-    optimizer: torch.optim.Optimizer
-    masking: MaskingConfig = field(default_factory=MaskingConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    amp_dtype: torch.dtype | None = None
-    ema_decay: float = 0.9999
-    late_zero_grad: bool = False  # autonat.training clears the gradients right after the update
+    :func:`train_step` frees the gradients right after the update; here its
+    ``zero_grad`` does nothing and a forward hook on ``model`` clears them
+    once the next step's forward pass has run.
+    """
+
+    def __init__(self, optimizer, model: torch.nn.Module) -> None:
+        self.optimizer = optimizer
+        model.register_forward_hook(lambda *_: optimizer.zero_grad(set_to_none=True))
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        pass
 
 
-def our_trainer(model: UViT, amp_dtype: torch.dtype | None = None, foreach: bool | None = None,
-                fused: bool | None = None) -> OurTrainer:
-    optim = OptimConfig()
-    ema = copy.deepcopy(model).requires_grad_(False)
+def our_step(variant: str, model: UViT, device: torch.device):
+    """A ``step(tokens, labels, i)`` that runs :func:`train_step` as the training loop does, per ``variant``."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(mixed_precision="bf16" if variant == "ours-bf16" else "no", cpu=device.type == "cpu")
+    recipe = Recipe(cache="unused", model=model.config, train=TrainConfig(seed=0))
+    optim, ema = recipe.optim, copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay,
-                            foreach=foreach, fused=fused)
-    return OurTrainer(model, ema, opt, optim=optim, amp_dtype=amp_dtype)
-
-
-def our_train_step(tr: OurTrainer, tokens: torch.Tensor, labels: torch.Tensor, step: int) -> None:
-    """One step as :func:`autonat.training.train` takes it (``tokens``, ``labels`` on the CPU)."""
-    c, device = tr.model.config, next(tr.model.parameters()).device
-    batch = mask_batch(tokens, labels, tr.masking, c.mask_id, c.null_class, generator=step_generator(0, step))
-    inputs, mask, targets = batch.inputs.to(device), batch.mask.to(device), tokens.to(device)
-    lr = learning_rate(step, tr.optim)
-    for group in tr.optimizer.param_groups:
-        group["lr"] = lr
-    torch.manual_seed(int(step_generator(0, step, 1).initial_seed()))
-    with torch.autocast(device.type, dtype=tr.amp_dtype or torch.bfloat16, enabled=tr.amp_dtype is not None):
-        logits = tr.model(inputs, batch.labels.to(device))
-    loss = masked_cross_entropy(logits, targets, mask, tr.masking.label_smoothing)
-    del logits  # as autonat.training: the logits are not held through the update
-    if not torch.isfinite(loss):
-        raise AutonatError(f"loss became {loss.item()} at step {step}")
-    if tr.late_zero_grad:
-        tr.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.optim.grad_clip)
-    tr.optimizer.step()
-    if not tr.late_zero_grad:
-        tr.optimizer.zero_grad(set_to_none=True)
-    update_ema(tr.ema, tr.model, ema_decay_at(step, tr.ema_decay))
+                            foreach=True if variant == "ours-foreach-adamw" else None,
+                            fused=None if variant in ("ours-foreach-adamw", "ours-loop-adamw") else True)
+    model, opt = accelerator.prepare(model, opt)
+    if variant == "ours-late-zero-grad":
+        opt = LateZeroGrad(opt, model)
+    return lambda x, y, i: train_step(accelerator, model, opt, ema, x, y, i, recipe)
 
 
 def make_step(variant: str, model: UViT, device: torch.device):
@@ -125,11 +109,7 @@ def make_step(variant: str, model: UViT, device: torch.device):
         reference_style(model)
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    ours = our_trainer(model, torch.bfloat16 if variant == "ours-bf16" else None,
-                       foreach=True if variant == "ours-foreach-adamw" else None,
-                       fused=None if variant in ("ours-foreach-adamw", "ours-loop-adamw") else True)
-    ours.late_zero_grad = variant == "ours-late-zero-grad"
-    return lambda x, y, i: our_train_step(ours, x, y, i)
+    return our_step(variant, model, device)
 
 
 def child(cfg: dict) -> dict:
@@ -146,7 +126,7 @@ def child(cfg: dict) -> dict:
         step(tokens, labels, 1)
         return {"peak_mb": peak_memory_mb(device), "start_mb": start_mb}
     warmup_s = timed(lambda: step(tokens, labels, 0), device)[0]
-    times = [timed(lambda: step(tokens, labels, i), device) for i in range(1, cfg["steps"] + 1)]
+    times = [timed(lambda i=i: step(tokens, labels, i), device) for i in range(1, cfg["steps"] + 1)]
     return {"step_s": [w for w, _ in times], "step_cpu_s": [c for _, c in times], "warmup_s": warmup_s,
             "tokens": cfg["batch"] * c.seq_len,
             "peak_mb": peak_memory_mb(device), "start_mb": start_mb}
@@ -168,7 +148,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     p.add_argument("--json", help="keep the raw child reports here, after every child; "
                                   "an existing file is resumed (only missing runs are measured)")
+    p.add_argument("--quick", action="store_true",
+                   help="check the script: the tiny model, batch 2, one timed step, no live-memory runs")
     args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.batches, args.steps, args.live_memory = ["tiny"], [2], 1, False
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.batches = args.batches or ([32, 128] if args.device.startswith("cuda") else [1, 2, 4])
     if args.live_memory is None:
@@ -188,7 +172,7 @@ def rows(args, runs: dict) -> list[dict]:
     out = []
     for size in args.sizes:
         for batch in args.batches:
-            def peak(v, live=False):
+            def peak(v, live=False, size=size, batch=batch):
                 found = runs.get((size, batch, v) + (("live",) if live else ()), [])
                 return max(r["peak_mb"] - r["start_mb"] for r in found) if found else float("nan")
 
@@ -196,9 +180,10 @@ def rows(args, runs: dict) -> list[dict]:
             for v in args.variants:
                 key = (size, batch, v)
                 wall = step_seconds(runs, key, "wall")
+                speed = step_seconds(runs, base, args.clock) / step_seconds(runs, key, args.clock)
                 out.append({"model": SIZES[size][0], "batch": batch, "variant": v,
                             "tok_s": runs[key][0]["tokens"] / wall, "step_s": wall,
-                            "vs_base": f"{step_seconds(runs, base, args.clock) / step_seconds(runs, key, args.clock):.2f}x",
+                            "vs_base": f"{speed:.2f}x",
                             "vs_base_wall": f"{step_seconds(runs, base, 'wall') / wall:.2f}x",
                             "mem": f"{peak(v):.0f}", "mem_ratio": f"{peak(v) / peak('baseline'):.3f}",
                             "live": f"{peak(v, True):.0f}",

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import json
 import os
 import shutil
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -73,6 +76,59 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
+@dataclass
+class StepResult:
+    """What one training step leaves for the log: this process's values, not yet averaged over processes."""
+
+    lr: float
+    grad_norm: torch.Tensor  # before clipping
+    tokens: int  # token positions this process trained on
+    stats: torch.Tensor | None  # loss, masked top-1 / top-5 accuracy, masked fraction (when asked for)
+
+
+def train_step(accelerator, model: torch.nn.Module, opt: torch.optim.Optimizer, ema: torch.nn.Module,
+               tokens: torch.Tensor, labels: torch.Tensor, step: int, recipe: Recipe, *,
+               with_stats: bool = False, explain: Callable[[], str] | None = None) -> StepResult:
+    """One optimisation step on global batch ``step``: ``tokens`` [B, L] and ``labels`` [B], on the CPU.
+
+    The masks and dropped labels are drawn for the whole global batch from the
+    step's generator and each process trains its own rows, so a run is the
+    same on any number of processes. Then: the step's learning rate
+    (:func:`learning_rate`), dropout noise seeded by (seed, step, rank),
+    forward, masked cross-entropy with label smoothing, a finiteness check
+    (an error naming ``explain()``), backward, gradient clipping to
+    ``optim.grad_clip``, the optimizer step, the gradients freed at once, and
+    the EMA update with the warmed-up decay :func:`ema_decay_at`. ``model``
+    and ``opt`` are the ones ``accelerator.prepare`` returned.
+    """
+    seed, rank = recipe.train.seed, accelerator.process_index
+    model.train()
+    batch = mask_batch(tokens, labels, recipe.masking, recipe.model.mask_id, recipe.model.null_class,
+                       generator=step_generator(seed, step))
+    per_rank = len(labels) // accelerator.num_processes
+    mine, device = slice(rank * per_rank, (rank + 1) * per_rank), accelerator.device
+    inputs, mask = batch.inputs[mine].to(device), batch.mask[mine].to(device)
+    targets, labels = tokens[mine].to(device), batch.labels[mine].to(device)
+    lr = learning_rate(step, recipe.optim)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(int(step_generator(seed, step, 1 + rank).initial_seed()))  # dropout noise
+    logits = model(inputs, labels)
+    loss = masked_cross_entropy(logits, targets, mask, recipe.masking.label_smoothing)
+    if not torch.isfinite(loss):
+        where = f"{explain()}; " if explain else ""
+        raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {where}"
+                           "lower optim.lr, or use mixed_precision=no")
+    stats = _step_stats(loss, logits, targets, mask) if with_stats else None
+    del logits  # the [B, L, V] logits are not needed past the loss: free them before the update (peak memory)
+    accelerator.backward(loss)
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)  # free the gradients now, not during the next forward (peak memory)
+    update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, recipe.train.ema_decay))
+    return StepResult(lr=lr, grad_norm=grad_norm, tokens=int(mask.numel()), stats=stats)
+
+
 # --------------------------------------------------------------------------- the loop
 def train(recipe: Recipe, raw: dict | None = None, force: bool = False) -> Path | None:
     """Train the generator; returns the final checkpoint directory (on the main process).
@@ -97,7 +153,7 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
     # Without CUDA, processes started by `accelerate launch --multi_gpu` join a gloo (CPU) group.
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
                               cpu=not torch.cuda.is_available())
-    rank, world = accelerator.process_index, accelerator.num_processes
+    world = accelerator.num_processes
     if cfg.batch_size % world:
         raise AutonatError(f"train.batch_size {cfg.batch_size} must divide evenly over {world} processes")
     cache = read_token_cache(recipe.cache)
@@ -137,44 +193,22 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
         _truncate_log(run.log, start)
     tokenizer_ref = cache.tokenizer_record()
 
-    per_rank = cfg.batch_size // world
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     t0, tokens_seen = time.time(), 0
     with StopRequest() as stop:
         for step in bar:
-            model.train()
             idx = batch_indices(step, cfg.batch_size, len(labels_all), cfg.seed)
-            batch = mask_batch(tokens_all[idx], labels_all[idx], recipe.masking, recipe.model.mask_id,
-                               recipe.model.null_class, generator=step_generator(cfg.seed, step))
-            mine = slice(rank * per_rank, (rank + 1) * per_rank)
-            inputs, mask = batch.inputs[mine].to(accelerator.device), batch.mask[mine].to(accelerator.device)
-            targets = tokens_all[idx][mine].to(accelerator.device)
-            labels = batch.labels[mine].to(accelerator.device)
-            lr = learning_rate(step, recipe.optim)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            torch.manual_seed(int(step_generator(cfg.seed, step, 1 + rank).initial_seed()))  # dropout noise
-            logits = model(inputs, labels)
-            loss = masked_cross_entropy(logits, targets, mask, recipe.masking.label_smoothing)
-            if not torch.isfinite(loss):
-                raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {_last_good(run)}; "
-                                   "lower optim.lr, or use mixed_precision=no")
             done = step + 1
             logs = done % cfg.log_every == 0 or done == cfg.steps
-            stats = _step_stats(loss, logits, targets, mask) if logs else None
-            del logits  # the [B, L, V] logits are not needed past the loss: free them before the update (peak memory)
-            accelerator.backward(loss)
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)  # free the gradients now, not during the next forward (peak memory)
-            update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, cfg.ema_decay))
-            tokens_seen += int(mask.numel())
+            result = train_step(accelerator, model, opt, ema, tokens_all[idx], labels_all[idx], step, recipe,
+                                with_stats=logs, explain=functools.partial(_last_good, run))
+            tokens_seen += result.tokens
             if logs:
-                row = _log_row(accelerator, done, stats, lr, grad_norm, t0, tokens_seen)
+                row = _log_row(accelerator, done, result.stats, result.lr, result.grad_norm, t0, tokens_seen)
                 if accelerator.is_main_process:
                     _append_log(run.log, row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc1']:.3f}", lr=f"{lr:.2e}",
+                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc1']:.3f}", lr=f"{result.lr:.2e}",
                                 masked=f"{row['masked_frac']:.2f}")
             stopping = _any_process(accelerator, stop.signal is not None)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
