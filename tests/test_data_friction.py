@@ -242,6 +242,18 @@ def test_tokenize_and_fid_stats_discover_images_by_the_same_rule(tmp_path):
     assert fid_files == ["a/1.png", "a/nested/deeper/2.png", "b/4.jpg", "loose.png"]
 
 
+def test_tokenize_says_when_images_sit_outside_the_class_folders(tmp_path, capsys):
+    root = tmp_path / "data"
+    _save(root / "a", ["1.png"])
+    _save(root, ["loose.png", "loose2.png"])
+    assert [f.name for f in ImageFolderDataset(root, 8).loose] == ["loose.png", "loose2.png"]
+    tok = write_tiny_tokenizer(tmp_path / "tok")
+    cfg = tmp_path / "recipe.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"source": str(root), "image_size": 8}}))
+    assert main(["tokenize", "--config", str(cfg), "--tokenizer", str(tok), "--out", str(tmp_path / "c")]) == 0
+    assert f"warning: 2 image(s) directly in {root} are in no class folder" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- 5. large images
 def test_images_over_the_pixel_limit_are_too_large_not_unreadable(tmp_path, monkeypatch):
     root = tmp_path / "data"

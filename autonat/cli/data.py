@@ -66,5 +66,8 @@ def _report_image_problems(cache: str) -> None:
         names = meta["empty_classes"]
         print(f"warning: class folder(s) {', '.join(names)} hold no images; their class ids are kept "
               "(the generator never sees them)")
+    if meta.get("loose_images"):
+        print(f"warning: {meta['loose_images']} image(s) directly in {meta.get('source')} are in no class folder "
+              "and were not read (put them in <class>/)")
     if meta.get("upscaled_images"):
         print(f"upscaled {meta['upscaled_images']} image(s) smaller than the tokenizer's input size")

@@ -6,8 +6,9 @@ with an image suffix under a folder, recursively, sorted by path, skipping
 hidden files and folders (a name starting with ``.``). In a dataset, the
 class folders are the root's first-level subfolders (hidden ones excluded),
 class id = position in name order, and a class's images are
-``list_images(root/<class>)``, nested subfolders included; files directly in
-the root belong to no class and are not read. A class folder with no images
+``list_images(root/<class>)``, nested subfolders included; images directly in
+the root belong to no class and are not read (listed in ``loose`` so a caller
+can say so). A class folder with no images
 keeps its id (so the other classes' ids never shift) and is listed in
 ``empty_classes`` so a caller can warn. ``fid-stats`` and ``eval --images``
 read ``list_images(root)``: a folder of generated PNGs has no class folders.
@@ -123,6 +124,8 @@ class ImageFolderDataset(Dataset):
         if not folders:
             raise AutonatError(f"{self.root} has no class subfolders; put images in {self.root}/<class>/")
         self.classes = [f.name for f in folders]
+        self.loose = sorted(p for p in self.root.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         self.num_classes = len(self.classes)
         self.all_items: list[tuple[Path, int]] = []
         self.skipped: list[Path] = []

@@ -104,6 +104,7 @@ def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, i
         "too_large_files": getattr(dataset, "too_large", [])[:100],
         "class_names": list(dataset.classes),
         "empty_classes": list(getattr(dataset, "empty_classes", [])),
+        "loose_images": len(getattr(dataset, "loose", [])),
     }
     tokens_np, labels_np = np.concatenate(tokens), np.concatenate(labels)
     write_token_cache(out, tokens_np, labels_np, meta)
