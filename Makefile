@@ -1,11 +1,12 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
-# Both create the virtual environment when it is missing.
+# Entry points for a fresh machine: `make demo`, `make test` (the full suite, what CI runs),
+# `make test-fast` (without the end-to-end and subprocess tests marked slow) and `make lint`.
+# Each creates the virtual environment when it is missing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast lint venv clean
 
 venv: $(STAMP)
 
@@ -20,6 +21,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check autonat tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,13 +1,19 @@
 """Shared fixtures: tiny models and data built on the fly, nothing downloaded."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Every test runs torch on one thread: tiny models gain nothing from more, and on a busy 2-core
+    machine thread hand-offs cost milliseconds per call (subprocesses read OMP_NUM_THREADS instead)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

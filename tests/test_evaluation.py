@@ -29,15 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------- shared pieces
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tests are many small forward passes: one thread is faster on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_feature_extractor(DIGITS)

@@ -19,16 +19,6 @@ from autonat.errors import AutonatError
 from autonat.sampling.sampler import SamplerOptions, TokenSpace, decode, make_generators
 from autonat.strategy.core import Strategy
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the tiny model gains nothing from two, and a busy 2-core machine loses."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 finite = st.floats(allow_nan=False, allow_infinity=False)
 ratio = st.floats(0.0, 0.999)

@@ -42,15 +42,6 @@ from autonat.tokenizers.maskgit import MaskGITVQGAN
 from autonat.tokenizers.taming import VQGAN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from threads, and on a busy machine thread hand-offs cost milliseconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_state(shapes: dict[str, tuple], seed: int = 0) -> dict[str, torch.Tensor]:
     """Random values with sensible scales: fan-in weights, unit-ish norms, small biases."""
     g = torch.Generator().manual_seed(seed)

@@ -137,15 +137,6 @@ def _half_then_full(real):
     return writer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """In-process training on one thread: faster on a busy 2-core machine than two threads contending."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """A token cache and one uninterrupted subprocess run of the tiny recipe (shared by the resume tests)."""
