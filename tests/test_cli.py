@@ -21,6 +21,7 @@ def _recipe(tmp_path, folder):
     }
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path, tiny_image_folder, capsys):
     cfg = tmp_path / "recipe.yaml"
     cfg.write_text(yaml.safe_dump(_recipe(tmp_path, tiny_image_folder)))

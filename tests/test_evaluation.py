@@ -246,6 +246,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_one_process_equals_two_processes(tmp_path, tiny_checkpoint):
     from autonat.cli.main import main
 

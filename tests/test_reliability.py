@@ -149,6 +149,7 @@ def reference(tmp_path_factory):
 
 
 # --------------------------------------------------------------------------- 1. exact resume after SIGKILL
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(reference, tmp_path):
     cache, ref = reference
     run = tmp_path / "run"
@@ -194,6 +195,7 @@ accelerate.Accelerator.save_state = save_state
 '''
 
 
+@pytest.mark.slow
 def test_sigkill_in_the_middle_of_checkpoint_writes_keeps_the_previous_ones(reference, tmp_path):
     cache, ref = reference
     run = tmp_path / "run"
@@ -269,6 +271,7 @@ def _search_step(out: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigkilled_search_resumes_on_the_same_trajectory(tmp_path):
     script = tmp_path / "search_job.py"
     script.write_text(SEARCH_JOB)
@@ -292,6 +295,7 @@ def test_sigkilled_search_resumes_on_the_same_trajectory(tmp_path):
 
 # --------------------------------------------------------------------------- 2. preemption
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_a_signal_during_training_saves_at_the_next_step_and_exits(reference, tmp_path, sig):
     cache, _ = reference
     run = tmp_path / "run"
@@ -337,6 +341,7 @@ search_cli.FIDObjective = SlowSyntheticFID
 '''
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_generation_search_stops_at_a_step_boundary(tmp_path):
     out, log = tmp_path / "search", tmp_path / "search.log"
     cmd = _driver(tmp_path, FAKE_FID) + ["search", "generation", "--checkpoint", "unused", "--out", str(out),
@@ -458,6 +463,7 @@ def test_search_state_write_failing_halfway_resumes_on_the_same_trajectory(tmp_p
     assert resumed.final_strategy() == straight.final_strategy()
 
 
+@pytest.mark.slow
 def test_training_state_write_failing_on_a_full_disk(tmp_path, monkeypatch, capsys):
     """A full disk while saving the training state: a one-line message, the earlier state loadable and resumable."""
     import accelerate
@@ -488,6 +494,7 @@ def test_training_state_write_failing_on_a_full_disk(tmp_path, monkeypatch, caps
 
 # --------------------------------------------------------------------------- 4. bad input
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys, bad):
     from autonat.training import loop as training
 
@@ -507,6 +514,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     load_generator(run / "checkpoints" / "step_5")
 
 
+@pytest.mark.slow
 def test_corrupt_training_state_is_a_clear_error(tmp_path, capsys):
     run = tmp_path / "run"
     cfg = _write_recipe(tmp_path, write_tiny_cache(tmp_path / "cache"), run, steps=5, checkpoint_every=5)

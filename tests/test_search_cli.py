@@ -1,6 +1,7 @@
 """The search commands end to end on a tiny model with tiny N."""
 import json
 
+import pytest
 import yaml
 from helpers import (
     tiny_recipe,
@@ -16,6 +17,7 @@ from autonat.tokenizers.base import fingerprint
 COMMON = ["--reference", "demo:heldout", "--n-eval", "12", "--batch-size", "12"]
 
 
+@pytest.mark.slow
 def test_search_generation_end_to_end_and_resume(tmp_path):
     ckpt = write_tiny_generator(tmp_path)
     out = tmp_path / "search"
@@ -33,6 +35,7 @@ def test_search_generation_end_to_end_and_resume(tmp_path):
     assert len((out / "history.csv").read_text().strip().splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_search_training_and_alternate_end_to_end(tmp_path):
     tok = write_tiny_tokenizer(tmp_path / "tok")
     cache = write_tiny_cache(tmp_path / "cache")

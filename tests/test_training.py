@@ -35,6 +35,7 @@ def test_batches_cover_each_epoch_once():
     assert sorted(seen.tolist()) == list(range(30))
 
 
+@pytest.mark.slow
 def test_short_run_lowers_loss_and_writes_checkpoints(tmp_path):
     cache = write_tiny_cache(tmp_path / "cache")
     final = train(recipe_from_dict(tiny_recipe(cache, tmp_path / "run", steps=40)))
@@ -47,6 +48,7 @@ def test_short_run_lowers_loss_and_writes_checkpoints(tmp_path):
         assert {"acc1", "acc5", "masked_frac", "lr"} <= set(next(csv.DictReader(f)))
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_trajectory(tmp_path):
     cache = write_tiny_cache(tmp_path / "cache")
     straight = train(recipe_from_dict(tiny_recipe(cache, tmp_path / "a", steps=20)))
@@ -75,6 +77,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_accelerate_launch(tmp_path):
     cache = write_tiny_cache(tmp_path / "cache")
     import yaml
