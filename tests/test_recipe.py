@@ -11,7 +11,7 @@ from helpers import tiny_recipe, write_tiny_cache
 from autonat.cli.main import main
 from autonat.data.token_cache import read_token_cache
 from autonat.errors import AutonatError
-from autonat.io.config import build
+from autonat.io.config import apply_overrides, build
 from autonat.training.recipe import (
     ModelSection,
     RecipeFile,
@@ -41,7 +41,7 @@ def _recipe(tmp_path: Path, folder: Path) -> dict:
 
 def _without(section: str, key: str | None = None):
     """A recipe edit removing ``section`` (or its ``key``)."""
-    def edit(d: dict) -> None:
+    def edit(d: dict, tmp: Path) -> None:
         if key is None:
             del d[section]
         else:
@@ -116,7 +116,7 @@ def test_a_bad_recipe_is_one_line_naming_the_key_before_any_work(
         tmp_path, tiny_image_folder, capsys, command, overrides, edit, words):
     recipe = _recipe(tmp_path, tiny_image_folder)
     if edit is not None:
-        edit(*((recipe, tmp_path) if edit.__code__.co_argcount == 2 else (recipe,)))
+        edit(recipe, tmp_path)
     cfg = tmp_path / "recipe.yaml"
     cfg.write_text(yaml.safe_dump(recipe))
     assert main([command, "--config", str(cfg), *overrides]) == 2
@@ -157,6 +157,8 @@ def test_earlier_recipes_without_data_still_train(tmp_path):
     assert recipe.model.codebook_size == 16 and recipe.model.grid == (4, 4) and recipe.model.num_classes == 3
     assert recipe.model.width == 32 and recipe.train.steps == 20
     assert parse_recipe(tiny_recipe(cache, tmp_path / "run")).data is None
+    with pytest.raises(AutonatError, match="unknown section 'trian'"):  # the training search's path
+        recipe_from_dict(apply_overrides(tiny_recipe(cache, tmp_path / "run"), ["trian.steps=2"]))
 
 
 def test_model_section_named_size_then_fields_then_cache(tmp_path):
