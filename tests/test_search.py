@@ -58,7 +58,7 @@ def _quadratic_objective(target):
 @pytest.mark.parametrize("method", ["fd", "spsa"])
 def test_search_converges_on_synthetic_objective(tmp_path, method):
     init = autonat_init(3)
-    target = autonat_init(3, remask_temp=(1.0, 0.5), cfg_scale=(0.5, 1.0))
+    target = autonat_init(3, remask_temp=(2.0, 0.5), cfg_scale=(0.0, 2.0))
     objective = _quadratic_objective(target)
     # SPSA's estimate carries the other coordinates' gradient as noise: smaller steps, more of them
     cfg = SearchConfig(steps=15, method=method, seed=1) if method == "fd" else \

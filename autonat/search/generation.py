@@ -46,6 +46,8 @@ from autonat.strategy.files import load_strategy, save_strategy
 MASK_RATIO_MAX = 0.99
 POSITIVE_MIN = 1e-4
 
+METHODS = ("fd", "spsa", "cma")
+
 #: ``objective(strategy, eval_seed) -> FID``: draws its samples from ``eval_seed``.
 Objective = Callable[[Strategy, int], float]
 
@@ -55,7 +57,7 @@ class SearchConfig:
     """Settings of a generation-strategy search (defaults: the paper's, plus CRN)."""
 
     steps: int = 20
-    method: str = "fd"  # "fd" (the paper) or "spsa"
+    method: str = "fd"  # "fd" (the paper), "spsa", or "cma" (CMA-ES over the schedule family, search.cma)
     common_random_numbers: bool = True
     lr_bounded: float = 1e-3
     lr_unbounded: float = 0.1
@@ -63,10 +65,15 @@ class SearchConfig:
     fd_step_bounded: float = 0.01
     fd_step_unbounded: float = 0.1
     seed: int = 0
+    population: int = 6  # cma: candidates per generation
+    sigma: float = 1.0  # cma: initial step size, in units of the family's typical steps (strategy.family.BOX)
 
     def __post_init__(self) -> None:
-        if self.method not in ("fd", "spsa"):
-            raise AutonatError(f"unknown search method {self.method!r}; use fd or spsa")
+        if self.method not in METHODS:
+            raise AutonatError(f"unknown search method {self.method!r}; use {', '.join(METHODS)}")
+        if self.population < 2 or not self.sigma > 0:
+            raise AutonatError(f"a CMA-ES search needs a population of at least 2 and sigma > 0, got "
+                               f"{self.population} and {self.sigma}")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -148,6 +155,14 @@ def spsa_gradient(f: Callable[[np.ndarray, int], float], x: np.ndarray, h: np.nd
 
 
 # --------------------------------------------------------------------------- the search
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts with the keys of the last row) as a CSV file, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[-1]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 INPUTS_FILE = "inputs.json"
 
 
@@ -159,7 +174,8 @@ def check_search_inputs(out_dir: str | Path, inputs: dict) -> None:
 
 def search_inputs(objective_inputs: dict, n_eval: int, init: Strategy, config: SearchConfig) -> dict:
     """What a generation search directory records: the objective's inputs, N, the steps T and the method."""
-    return {**objective_inputs, "n_eval": n_eval, "steps": init.steps, "method": config.method}
+    cma = {"population": config.population, "sigma": config.sigma} if config.method == "cma" else {}
+    return {**objective_inputs, "n_eval": n_eval, "steps": init.steps, "method": config.method, **cma}
 
 
 @dataclass
@@ -229,11 +245,7 @@ class StrategySearch:
         if path.exists():
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) < row["step"]]
-        rows.append(row)
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(path, [*rows, row])
 
     # -- one step
     def _f(self, x: np.ndarray, seed: int) -> float:

@@ -162,21 +162,41 @@ def maskgit_cosine(steps: int, remask_temp: float = 4.5, sample_temp: float = 1.
     )
 
 
-def autonat_init(steps: int, remask_temp: tuple[float, float] = (3.0, 1.0),
-                 cfg_scale: tuple[float, float] = (0.0, 3.0)) -> Strategy:
-    """AutoNAT's starting point for the generation-strategy search (Ni et al., CVPR 2024).
-
-    Cosine mask ratios, re-masking temperature decreasing linearly from
-    ``remask_temp[0]`` to ``remask_temp[1]``, sampling temperature 1, and CFG
-    increasing linearly from ``cfg_scale[0]`` to ``cfg_scale[1]``.
-    """
+def linear_ramps(steps: int, remask_temp: tuple[float, float], cfg_scale: tuple[float, float],
+                 sample_temp: float = 1.0) -> Strategy:
+    """Cosine mask ratios with linear ramps: re-masking temperature ``remask_temp[0] -> remask_temp[1]``
+    over the ``T - 1`` re-masking steps, CFG ``cfg_scale[0] -> cfg_scale[1]`` over the ``T`` steps, and a
+    constant sampling temperature."""
     _check_steps(steps)
     return Strategy.create(
         cosine_mask_ratios(steps),
         np.linspace(remask_temp[0], remask_temp[1], steps - 1),
-        [1.0] * steps,
+        [sample_temp] * steps,
         np.linspace(cfg_scale[0], cfg_scale[1], steps),
     )
+
+
+def autonat_init(steps: int, remask_temp: tuple[float, float] | None = None,
+                 cfg_scale: tuple[float, float] | None = None) -> Strategy:
+    """AutoNAT's starting point for the generation-strategy search (Ni et al., CVPR 2024).
+
+    The initial values of the official search (LeapLabTHU/ImprovedNAT,
+    ``train.py``, ``DisPatcher``), for ``T`` steps:
+
+    * mask ratios ``cos(linspace(0, pi/2, T + 1))[1:-1]``, i.e. ``cos(pi/2 * (t + 1) / T)``
+      for ``t = 0 .. T - 2`` (this project's one cosine, :func:`cosine_mask_ratios`);
+    * re-masking temperatures ``(1 - linspace(0, 1, T + 1))[:-2]``: ``1 - t / T``, from 1 down to ``2 / T``;
+    * sampling temperatures 1;
+    * CFG scales ``linspace(0, 1, T + 1)[1:]``: ``(t + 1) / T``, from ``1 / T`` up to 1.
+
+    ``remask_temp`` / ``cfg_scale`` replace a ramp's endpoints (then
+    :func:`linear_ramps`); the defaults give the official values.
+    """
+    _check_steps(steps)
+    if remask_temp is not None or cfg_scale is not None:
+        return linear_ramps(steps, remask_temp or (1.0, 2.0 / steps), cfg_scale or (1.0 / steps, 1.0))
+    grid = np.linspace(0.0, 1.0, steps + 1)
+    return Strategy.create(cosine_mask_ratios(steps), (1.0 - grid)[:-2], [1.0] * steps, grid[1:])
 
 
 def _check_steps(steps: int) -> None:

@@ -33,6 +33,7 @@ from autonat.strategy.core import (
     annealed_linear,
     autonat_init,
     cosine_gamma,
+    linear_ramps,
     maskgit_cosine,
     schedule_ratios,
 )
@@ -187,11 +188,23 @@ def amused(steps: int, guidance_scale: float = 10.0, temperature: tuple[float, f
                            [1.0] * steps, [scale] * steps)
 
 
+def guided_ramps(steps: int) -> Strategy:
+    """Cosine mask ratios, re-masking temperature 3 -> 1, sampling temperature 1, CFG 0 -> 3 (linear ramps).
+
+    This project's earlier choice of search start, used as "AutoNAT's
+    initialisation" before the official initial values were checked against
+    the ImprovedNAT code (see :func:`autonat.strategy.core.autonat_init`):
+    stronger guidance and hotter re-masking than the official start.
+    """
+    return linear_ramps(steps, remask_temp=(3.0, 1.0), cfg_scale=(0.0, 3.0))
+
+
 #: Every named schedule: ``build_strategy(name, steps)``, ``autonat sample --schedule NAME`` and
 #: ``autonat strategy show NAME`` look names up here.
 BUILDERS: dict[str, Callable[[int], Strategy]] = {
     "cosine": maskgit_cosine,
     "autonat-init": autonat_init,
+    "guided-ramps": guided_ramps,
     "maskgit": maskgit,
     "arccos": arccos_schedule,
     "linear": linear_schedule,

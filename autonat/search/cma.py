@@ -1,0 +1,204 @@
+"""CMA-ES over the nine-number schedule family: a generation-strategy search for noisy, small-budget FIDs.
+
+The search moves in the unit cube of :class:`~autonat.strategy.family.FamilyBox`
+(mask-schedule exponents, re-masking / sampling temperature ramps, CFG
+ramp and its power) with the CMA-ES of the ``cmaes`` package (Hansen's
+evolution strategy; rank-based, so a monotone noise-free transform of the
+objective does not matter, and sampling noise only has to leave the ranking
+within a generation intact). Each generation:
+
+1. asks ``population`` candidates and scores each on ``n_eval`` images; with
+   common random numbers every candidate of a generation uses the same sample
+   seeds, so their ranking measures the strategies rather than the seeds;
+2. tells CMA-ES the values;
+3. scores the generation's best candidate on a fixed validation seed set,
+   never used to rank candidates. The search keeps the candidate with the
+   lowest validation value (``best_strategy.yaml``, the result); the start
+   point is validated first, so the result is never worse than the start on
+   the validation seeds.
+
+Every evaluation is appended to ``evaluations.jsonl`` (generation, index,
+seed, unit-cube point, value) before the next one starts. Resuming needs no
+pickled optimiser: a new CMA-ES with the same seed replays the recorded
+generations (asking the same candidates, which is checked, and telling the
+recorded values) and continues, so an interrupted search follows the same
+trajectory as one run straight through. ``history.csv`` holds one row per
+generation (validation value, best training value, images, seconds).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from autonat.errors import AutonatError
+from autonat.io.atomic import append_line
+from autonat.io.lock import run_lock
+from autonat.search.generation import (
+    Objective,
+    SearchConfig,
+    check_search_inputs,
+    eval_seed,
+    search_inputs,
+    write_csv,
+)
+from autonat.strategy.core import Strategy
+from autonat.strategy.family import FamilyBox, ScheduleFamily, fit_family
+from autonat.strategy.files import load_strategy, save_strategy
+
+EVALUATIONS_FILE = "evaluations.jsonl"
+VALIDATION = -1  # the ``index`` of a validation evaluation in the record
+
+
+def validation_seed(base: int) -> int:
+    """The validation seed set's seed: fixed for a search, distinct from every candidate seed."""
+    return int(np.random.SeedSequence([base, 2 ** 31 - 1]).generate_state(1)[0])
+
+
+@dataclass
+class CMAState:
+    """Progress so far, as :class:`~autonat.search.generation.SearchState` reports it (``step`` = generations)."""
+
+    step: int = 0
+    images: int = 0
+    evaluations: int = 0
+    seconds: float = 0.0
+    best_value: float = float("inf")
+    best_z: list[float] | None = None
+
+
+class CMASearch:
+    """CMA-ES over the schedule family from ``init`` (projected onto the family by :func:`fit_family`).
+
+    ``objective(strategy, seed)`` scores a strategy on samples drawn from
+    ``seed``; ``config.steps`` is the number of generations.
+    """
+
+    def __init__(self, objective: Objective, init: Strategy, config: SearchConfig, out_dir: str | Path,
+                 n_eval: int, inputs: dict | None = None) -> None:
+        if config.method != "cma":
+            raise AutonatError(f"CMASearch runs method cma, not {config.method!r}")
+        self.objective, self.config, self.n_eval, self.init = objective, config, n_eval, init
+        self.inputs = search_inputs(inputs or {}, n_eval, init, config)
+        self.steps = init.steps
+        self.start = FamilyBox.to_unit(fit_family(init))
+        self.out = Path(out_dir)
+
+    # -- persistence
+    @property
+    def state_file(self) -> Path:
+        return self.out / EVALUATIONS_FILE
+
+    def records(self) -> list[dict]:
+        if not self.state_file.exists():
+            return []
+        try:
+            return [json.loads(line) for line in self.state_file.read_text().splitlines() if line.strip()]
+        except ValueError as exc:
+            raise AutonatError(f"{self.state_file} is corrupt ({str(exc).splitlines()[0]}); move it away to start "
+                               "the search again, or use another --out") from exc
+
+    def _record(self, generation: int, index: int, seed: int, z: np.ndarray, value: float, seconds: float) -> dict:
+        row = {"generation": generation, "index": index, "seed": seed, "z": [float(v) for v in z],
+               "value": float(value), "seconds": round(seconds, 3)}
+        self.out.mkdir(parents=True, exist_ok=True)
+        append_line(self.state_file, json.dumps(row))
+        return row
+
+    def strategy_of(self, z) -> Strategy:
+        return FamilyBox.from_unit(z).strategy(self.steps)
+
+    def family_of(self, z) -> ScheduleFamily:
+        return FamilyBox.from_unit(z)
+
+    # -- the search
+    def _optimizer(self):
+        from cmaes import CMA
+
+        bounds = np.tile([0.0, 1.0], (len(self.start), 1))
+        return CMA(mean=self.start.copy(), sigma=self.config.sigma, cov=np.diag(FamilyBox.steps ** 2), bounds=bounds,
+                   seed=self.config.seed, population_size=self.config.population)
+
+    def _evaluate(self, cache: dict, generation: int, index: int, z: np.ndarray, seed: int) -> float:
+        """The recorded value of (generation, index) if any (its point must match), else a new evaluation."""
+        key = (generation, index)
+        if key in cache:
+            if not np.allclose(cache[key]["z"], z, rtol=0, atol=1e-9):
+                raise AutonatError(f"{self.state_file} does not replay: candidate {index} of generation {generation} "
+                                   "differs from the record; use another --out for a search with other settings")
+            return cache[key]["value"]
+        t0 = time.time()
+        value = float(self.objective(self.strategy_of(z), seed))
+        cache[key] = self._record(generation, index, seed, z, value, time.time() - t0)
+        return value
+
+    def run(self, progress: bool = True, stop: Callable[[], bool] | None = None) -> CMAState:
+        """Run (or resume) ``config.steps`` generations; ``stop()`` ends early at a generation boundary."""
+        with run_lock(self.out):
+            check_search_inputs(self.out, self.inputs)
+            return self._run(progress, stop)
+
+    def _run(self, progress: bool, stop: Callable[[], bool] | None) -> CMAState:
+        from tqdm import tqdm
+
+        cfg = self.config
+        cache = {(r["generation"], r["index"]): r for r in self.records()}
+        optimizer = self._optimizer()
+        valid_seed = validation_seed(cfg.seed)
+        self._evaluate(cache, 0, VALIDATION, self.start, valid_seed)  # the start, on the validation seeds
+        bar = tqdm(total=cfg.steps, desc="search (cma)", disable=not progress, dynamic_ncols=True)
+        for generation in range(1, cfg.steps + 1):
+            replayed = all((generation, j) in cache for j in (*range(cfg.population), VALIDATION))
+            seed = lambda j: eval_seed(cfg.seed, generation, j, cfg.common_random_numbers)  # noqa: B023, E731
+            zs = [optimizer.ask() for _ in range(cfg.population)]
+            values = [self._evaluate(cache, generation, j, z, seed(j)) for j, z in enumerate(zs)]
+            optimizer.tell(list(zip(zs, values)))
+            self._evaluate(cache, generation, VALIDATION, zs[int(np.argmin(values))], valid_seed)
+            self._save(cache, optimizer.mean)
+            bar.update(1)
+            if not replayed and stop is not None and stop():
+                break
+        bar.close()
+        return self.state(cache)
+
+    def state(self, cache: dict | None = None) -> CMAState:
+        rows = list((cache or {(r["generation"], r["index"]): r for r in self.records()}).values())
+        if not rows:
+            return CMAState()
+        valid = [r for r in rows if r["index"] == VALIDATION]
+        best = min(valid, key=lambda r: r["value"])
+        return CMAState(step=max(r["generation"] for r in rows if r["index"] == VALIDATION),
+                        images=len(rows) * self.n_eval, evaluations=len(rows),
+                        seconds=sum(r["seconds"] for r in rows), best_value=best["value"], best_z=best["z"])
+
+    def _save(self, cache: dict, mean: np.ndarray) -> None:
+        state = self.state(cache)
+        save_strategy(self.strategy_of(mean), self.out / "strategy.yaml")
+        save_strategy(self.strategy_of(state.best_z), self.out / "best_strategy.yaml")
+        write_csv(self.out / "history.csv", self.history(cache))
+
+    def history(self, cache: dict | None = None) -> list[dict]:
+        """One row per generation (0: the start): ``fid`` is the validation value of the generation's best
+        candidate, ``train_fid`` its value on the generation's own seeds; images and seconds are cumulative."""
+        rows = sorted((cache or {(r["generation"], r["index"]): r for r in self.records()}).values(),
+                      key=lambda r: (r["generation"], r["index"] != VALIDATION, r["index"]))
+        out, images, seconds = [], 0, 0.0
+        for g in sorted({r["generation"] for r in rows}):
+            mine = [r for r in rows if r["generation"] == g]
+            images += len(mine) * self.n_eval
+            seconds += sum(r["seconds"] for r in mine)
+            valid = [r["value"] for r in mine if r["index"] == VALIDATION]
+            train = [r["value"] for r in mine if r["index"] != VALIDATION]
+            if valid:
+                out.append({"step": g, "fid": valid[0], "train_fid": min(train) if train else valid[0],
+                            "images": images, "evaluations": sum(1 for r in rows if r["generation"] <= g),
+                            "seconds": round(seconds, 2)})
+        return out
+
+    def final_strategy(self) -> Strategy:
+        """The result: the candidate with the lowest validation value."""
+        return load_strategy(self.out / "best_strategy.yaml")

@@ -1,0 +1,161 @@
+"""AutoNAT's official initialisation, the schedule family, CMA-ES over it (resume by replay), noise and price."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from autonat.errors import AutonatError
+from autonat.search.cma import VALIDATION, CMASearch
+from autonat.search.generation import SearchConfig
+from autonat.search.measure import PricedObjective, forward_passes, load_or_measure_noise
+from autonat.strategy.core import Strategy, autonat_init
+from autonat.strategy.family import FamilyBox, ScheduleFamily, autonat_init_point, fit_family
+from autonat.strategy.zoo import BUILDERS, build_strategy
+
+
+# --------------------------------------------------------------------------- the official initialisation
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 8, 12, 16])
+def test_autonat_init_is_the_official_dispatcher_start(steps):
+    # ImprovedNAT train.py, DisPatcher.init_values, written out independently
+    t = steps
+    ratios = [math.cos(math.pi / 2 * k / t) for k in range(1, t)]
+    remask = [1 - k / t for k in range(0, t - 1)]
+    cfg = [k / t for k in range(1, t + 1)]
+    s = autonat_init(steps)
+    assert s.mask_ratio == pytest.approx(ratios, abs=1e-15)
+    assert s.remask_temp == pytest.approx(remask, abs=1e-15)
+    assert s.sample_temp == (1.0,) * t
+    assert s.cfg_scale == pytest.approx(cfg, abs=1e-15)
+
+
+def test_earlier_start_keeps_its_own_name():
+    s = build_strategy("guided-ramps", 5)
+    assert s.remask_temp == pytest.approx([3.0, 2.0 + 1 / 3, 1.0 + 2 / 3, 1.0])
+    assert s.cfg_scale == pytest.approx([0.0, 0.75, 1.5, 2.25, 3.0])
+    assert build_strategy("autonat-init", 5) == autonat_init(5) != s
+
+
+# --------------------------------------------------------------------------- the family
+@pytest.mark.parametrize("steps", [2, 4, 8, 16])
+def test_autonat_init_is_a_family_point_exactly(steps):
+    assert autonat_init_point(steps).strategy(steps) == autonat_init(steps)
+    assert fit_family(autonat_init(steps)).strategy(steps) == autonat_init(steps)
+
+
+def _max_gap(a: Strategy, b: Strategy) -> dict:
+    return {k: float(np.max(np.abs(np.subtract(getattr(a, k), getattr(b, k))), initial=0.0))
+            for k in ("mask_ratio", "remask_temp", "sample_temp", "cfg_scale")}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("steps", [4, 8, 16])
+def test_every_zoo_schedule_is_reachable_or_close(name, steps):
+    s = build_strategy(name, steps)
+    gap = _max_gap(fit_family(s).strategy(steps), s)
+    assert gap["mask_ratio"] < 0.01 and gap["remask_temp"] < 1e-9 and gap["sample_temp"] < 1e-9
+    assert gap["cfg_scale"] <= 0.05 * max(1.0, max(s.cfg_scale))  # the power-cosine ramp is the one not exact
+
+
+def test_unit_cube_round_trip_and_every_point_is_valid():
+    p = ScheduleFamily(mask_a=2.0, mask_b=0.5, remask_start=4.0, remask_end=0.5, sample_start=1.2,
+                       sample_end=0.8, cfg_start=0.0, cfg_end=2.0, cfg_power=4.0)
+    assert np.allclose(FamilyBox.from_unit(FamilyBox.to_unit(p)).values(), p.values(), rtol=1e-12, atol=1e-12)
+    rng = np.random.default_rng(0)
+    for z in rng.random((50, 9)):
+        FamilyBox.from_unit(z).strategy(6).validate()
+    with pytest.raises(AutonatError, match="mask_a"):
+        ScheduleFamily(mask_a=0.0)
+
+
+# --------------------------------------------------------------------------- CMA-ES
+TARGET = ScheduleFamily(mask_a=1.5, mask_b=0.8, remask_start=3.0, remask_end=0.5, cfg_start=0.0, cfg_end=2.0)
+
+
+def _objective(calls=None, fail_at=None):
+    target = FamilyBox.to_unit(TARGET)
+
+    def objective(strategy, seed):
+        if calls is not None:
+            calls.append(seed)
+            if fail_at is not None and len(calls) == fail_at:
+                raise KeyboardInterrupt  # the process dies mid-generation
+        z = FamilyBox.to_unit(fit_family(strategy))
+        return float(np.sum((z - target) ** 2) + np.random.default_rng(seed).normal(0, 0.002))
+
+    return objective
+
+
+def _search(out, objective, generations=4, **kw):
+    cfg = SearchConfig(steps=generations, method="cma", seed=5, population=4, sigma=1.0, **kw)
+    return CMASearch(objective, autonat_init(4), cfg, out, n_eval=10)
+
+
+def test_cma_improves_and_keeps_the_best_by_validation(tmp_path):
+    objective = _objective()
+    search = _search(tmp_path, objective, generations=12)
+    state = search.run(progress=False)
+    assert state.step == 12 and state.evaluations == 1 + 12 * 5 and state.images == 10 * state.evaluations
+    records = search.records()
+    valid = [r for r in records if r["index"] == VALIDATION]
+    assert len({r["seed"] for r in valid}) == 1  # one validation seed set ...
+    assert not {r["seed"] for r in valid} & {r["seed"] for r in records if r["index"] != VALIDATION}  # ... apart
+    assert len({r["seed"] for r in records if r["generation"] == 3 and r["index"] != VALIDATION}) == 1  # CRN
+    best = min(valid, key=lambda r: r["value"])
+    assert search.final_strategy() == search.strategy_of(best["z"])
+    assert objective(search.final_strategy(), 0) < 0.5 * objective(autonat_init(4), 0)
+    history = search.history()
+    assert [h["step"] for h in history] == list(range(13)) and history[-1]["images"] == state.images
+
+
+def test_cma_resumes_by_replay_on_the_same_trajectory(tmp_path):
+    straight = _search(tmp_path / "a", _objective())
+    straight.run(progress=False)
+    calls = []
+    with pytest.raises(KeyboardInterrupt):  # killed in the middle of generation 2
+        _search(tmp_path / "b", _objective(calls, fail_at=8)).run(progress=False)
+    assert len(_search(tmp_path / "b", _objective()).records()) == 7
+    more = []
+    resumed = _search(tmp_path / "b", _objective(more))
+    resumed.run(progress=False)
+    assert len(more) == len(straight.records()) - 7  # nothing recorded is evaluated again
+    assert resumed.records() == [dict(r, seconds=r2["seconds"]) for r, r2 in
+                                 zip(straight.records(), resumed.records())]
+    assert resumed.final_strategy() == straight.final_strategy()
+
+
+def test_cma_refuses_a_record_of_other_settings(tmp_path):
+    _search(tmp_path, _objective(), generations=1).run(progress=False)
+    with pytest.raises(AutonatError, match="population"):
+        CMASearch(_objective(), autonat_init(4), SearchConfig(steps=2, method="cma", seed=5, population=5, sigma=1.0),
+                  tmp_path, n_eval=10).run(progress=False)
+
+
+def test_cma_stop_ends_at_a_generation_boundary(tmp_path):
+    state = _search(tmp_path, _objective(), generations=5).run(progress=False, stop=lambda: True)
+    assert state.step == 1 and len(_search(tmp_path, _objective()).records()) == 1 + 5
+
+
+# --------------------------------------------------------------------------- price and noise
+def test_forward_passes_count_the_unconditional_pass_only_where_guidance_runs():
+    s = Strategy.create([0.6, 0.2], [1, 1], [1, 1, 1], [0.0, 0.0005, 2.0])
+    assert forward_passes(s) == 4  # 3 conditional + 1 unconditional (the 0.0005 step is under the threshold)
+    assert forward_passes(autonat_init(8)) == 16
+    priced = PricedObjective(lambda strategy, seed: 1.5, price=0.25)
+    assert priced(s, 0) == pytest.approx(1.5 + 0.25 * 4)
+
+
+def test_noise_is_measured_once_and_stored(tmp_path):
+    calls = []
+
+    def objective(strategy, seed):
+        calls.append(seed)
+        return float(np.random.default_rng(seed).normal(3.0, 0.1))
+
+    est = load_or_measure_noise(tmp_path, objective, autonat_init(4), n_eval=50, k=4)
+    assert len(calls) == 4 and len(set(calls)) == 4
+    assert est.std == pytest.approx(np.std(est.values, ddof=1)) and 0 < est.std < 0.5
+    assert json.loads((tmp_path / "noise.json").read_text())["n_eval"] == 50
+    again = load_or_measure_noise(tmp_path, objective, autonat_init(4), n_eval=50, k=4)
+    assert again == est and len(calls) == 4
+    assert "N=50" in est.describe()
