@@ -1,4 +1,16 @@
-"""None"""
+"""The generator training loop, on accelerate (one process or many, CPU or CUDA).
+
+AdamW (AutoNAT: betas 0.99/0.99, weight decay 0.03), linear warm-up to a
+constant learning rate, gradient clipping, EMA weights for inference, mixed
+precision through accelerate. Checkpoints every N steps and at the end;
+a run resumes from its latest state.
+
+Everything random in a step is a function of ``(seed, step)``: which items
+form the global batch, the mask ratios and positions, the label dropout and
+the dropout noise. A run interrupted and resumed therefore follows the same
+trajectory as an uninterrupted one, and each process takes its slice of the
+same global batch whatever the number of processes.
+"""
 from __future__ import annotations
 
 import copy
