@@ -1,7 +1,51 @@
-"""Argument groups shared by several subcommands, defined once."""
+"""Argument groups shared by several subcommands, defined once.
+
+``sample``, ``eval`` and ``search generation`` take the same generator,
+strategy, sampling and device flags (same names, choices and defaults); every
+command that scores images takes the same feature-extractor flags. Choices
+come from the library's own torch-free definitions, so building the parser
+loads neither torch nor torchvision.
+"""
 from __future__ import annotations
 
 import argparse
+import sys
+
+from autonat.evaluation.names import ALIASES, DIGITS, INCEPTION
+from autonat.runtime import DEVICE_CHOICES
+from autonat.sampling.options import CFG_BATCHING, ORDERS, PRECISIONS
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``autonat sample: error: ... (see --help)``."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def schedule_name(text: str) -> str:
+    """argparse type of ``--schedule``: a name of :data:`autonat.strategy.zoo.BUILDERS`.
+
+    A type rather than ``choices``: the zoo needs numpy, and argparse reads
+    ``choices`` whenever it formats the help; a type is called only on a value.
+    """
+    from autonat.strategy.zoo import BUILDERS
+
+    if text not in BUILDERS:
+        raise argparse.ArgumentTypeError(f"unknown schedule {text!r}; choose one of {', '.join(sorted(BUILDERS))}")
+    return text
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count (samples, batch sizes, steps, iterations): a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,6 +59,92 @@ def read_recipe(args) -> dict:
     from autonat.io.config import apply_overrides, load_yaml
 
     return apply_overrides(load_yaml(args.config), args.overrides)
+
+
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    """``--device``; None asks for CUDA when present, else the CPU (each process's own under accelerate)."""
+    p.add_argument("--device", default=None,
+                   help=f"{DEVICE_CHOICES} (default: CUDA when present, else the CPU; under accelerate, "
+                        "each process's own)")
+
+
+def add_checkpoint_argument(p, required: bool = True) -> None:
+    """``--checkpoint`` (``p`` may be a mutually exclusive group)."""
+    p.add_argument("--checkpoint", required=required, help="generator checkpoint directory")
+
+
+def add_generator_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the tokenizer comes from (the generator's ``--checkpoint`` is added by the command)."""
+    p.add_argument("--tokenizer", help="tokenizer (default: the one recorded in the checkpoint)")
+    p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
+
+
+def add_strategy_arguments(p: argparse.ArgumentParser, schedule_default: str = "cosine") -> None:
+    """``--strategy FILE`` or ``--schedule NAME --steps T``, and ``--cfg`` (see :mod:`autonat.strategy.choice`)."""
+    p.add_argument("--strategy", help="strategy YAML (ours or an official AutoNAT file)")
+    p.add_argument("--schedule", type=schedule_name, metavar="NAME",
+                   help=f"named schedule when no --strategy (default {schedule_default}; the names: "
+                        "`autonat strategy list`)")
+    p.add_argument("--steps", type=positive_int, help="steps T of a named schedule (default 8; a file's own otherwise)")
+    p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """How samples are drawn: order, arithmetic, CFG batching, seed, batch size."""
+    p.add_argument("--order", default="confidence", choices=ORDERS,
+                   help="which tokens each step decodes: the most confident (MaskGIT, default), or a fixed "
+                        "random or Halton order over the token grid")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="generator arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU (default); bf16 is "
+                        "also faster on CPUs with bf16 instructions, with slightly different samples")
+    p.add_argument("--cfg-batching", default="auto", choices=CFG_BATCHING,
+                   help="guided steps: conditional and unconditional passes as one batch or two passes; "
+                        "auto = batched on CUDA, split on CPU (same speed there, less memory)")
+    p.add_argument("--seed", type=int, default=0, help="sample i is seeded from (seed, i) (default 0)")
+    add_batch_size_argument(p)
+
+
+def add_batch_size_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default 64)")
+
+
+def add_generation_arguments(p: argparse.ArgumentParser, schedule_default: str = "cosine") -> None:
+    """The generator, strategy, sampling and device flags of ``sample``, ``eval`` and ``search generation``."""
+    add_generator_arguments(p)
+    add_strategy_arguments(p, schedule_default)
+    add_sampling_arguments(p)
+    add_device_argument(p)
+
+
+def sampler_options(args):
+    """The :class:`~autonat.sampling.options.SamplerOptions` of the sampling flags."""
+    from autonat.sampling.options import SamplerOptions
+
+    return SamplerOptions(order=args.order, cfg_batching=args.cfg_batching)
+
+
+def chosen_strategy(args, default_schedule: str = "cosine"):
+    """The strategy of the strategy flags (:func:`autonat.strategy.choice.choose_strategy`)."""
+    from autonat.strategy.choice import choose_strategy
+
+    return choose_strategy(args.strategy, args.schedule, args.steps, args.cfg, default_schedule)
+
+
+EXTRACTOR_CHOICES = ("auto", INCEPTION, DIGITS, *ALIASES)
+
+
+def add_feature_arguments(p: argparse.ArgumentParser) -> None:
+    """The feature extractor that scores images, and its weights (one spelling in every scoring command)."""
+    p.add_argument("--feature-extractor", default="auto", choices=EXTRACTOR_CHOICES, metavar="NAME",
+                   help=f"{INCEPTION} (alias inception), {DIGITS} (alias digits), or auto (default): digits "
+                        "for demo:<split> references, inception otherwise")
+    p.add_argument("--inception-weights", help="local pt_inception-2015-12-05-6726825d.pth (never downloaded)")
+    p.add_argument("--digit-weights", help="digit classifier weights (default: the shipped ones)")
+
+
+def extractor_weights(args, name: str) -> str | None:
+    """The weights flag that belongs to the extractor ``name``."""
+    return args.digit_weights if name == DIGITS else args.inception_weights
 
 
 def add_force_argument(p: argparse.ArgumentParser) -> None:

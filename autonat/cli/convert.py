@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autonat.convert import KINDS, ConvertRequest, convert
+from autonat.cli.args import positive_int
+from autonat.io.formats import KINDS
 
 # --------------------------------------------------------------------------- command line
 
@@ -18,11 +19,13 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", type=Path,
                    help="tokenizer to record in a converted generator (a converted tokenizer directory is best)")
     p.add_argument("--tokenizer-config", type=Path, help="model.yaml when --tokenizer is a taming .ckpt")
-    p.add_argument("--num-heads", type=int, default=8,
+    p.add_argument("--num-heads", type=positive_int, default=8,
                    help="attention heads of the generator (not stored in the weights; 8 for AutoNAT-S/L)")
 
 
 def run_convert(args: argparse.Namespace) -> None:
+    from autonat.convert import ConvertRequest, convert
+
     request = ConvertRequest(weights=args.weights, out=args.out, kind=args.kind, config=args.config,
                              tokenizer=args.tokenizer, tokenizer_config=args.tokenizer_config,
                              num_heads=args.num_heads)

@@ -10,39 +10,38 @@ from __future__ import annotations
 
 import argparse
 
-from autonat.cli.args import add_force_argument
+from autonat.cli.args import (
+    add_batch_size_argument,
+    add_checkpoint_argument,
+    add_device_argument,
+    add_feature_arguments,
+    add_force_argument,
+    add_generation_arguments,
+    positive_int,
+    sampler_options,
+)
 from autonat.errors import AutonatError
 
 DEFAULT_RESULTS = "outputs/eval.jsonl"
+DEFAULT_SAMPLES = 1000
 
 
 # --------------------------------------------------------------------------- arguments
 def _add_feature_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--feature-extractor", default="auto",
-                   help="inception-v3-compat (alias inception), autonat-digits (alias digits), or auto: digits "
-                        "for demo:<split> references, inception otherwise")
-    p.add_argument("--inception-weights", help="local pt_inception-2015-12-05-6726825d.pth (never downloaded)")
-    p.add_argument("--digit-weights", help="digit classifier weights (default: the shipped ones)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: accelerate's device)")
+    add_feature_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint", help="generator checkpoint: N samples are generated on the fly")
+    add_checkpoint_argument(what, required=False)  # N samples are generated on the fly
     what.add_argument("--images", help="an image folder or an .npz batch (arr_0 uint8 N x H x W x 3)")
     p.add_argument("--reference", required=True,
                    help="statistics .npz (mu, sigma), images .npz (arr_0), image folder, or demo:train|heldout")
-    p.add_argument("--num-samples", "-n", type=int, default=1000, help="samples to generate (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="sample i is seeded from (seed, i)")
-    p.add_argument("--tokenizer", help="tokenizer (default: the one recorded in the checkpoint)")
-    p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
-    p.add_argument("--strategy", help="strategy YAML (ours or an official AutoNAT file)")
-    p.add_argument("--schedule", default="cosine", help="named schedule when no --strategy (see `autonat strategy list`; default cosine)")
-    p.add_argument("--steps", type=int, help="steps for a named schedule (default 8; a file's own otherwise)")
-    p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
-    p.add_argument("--order", default="confidence", help="decoding order: confidence (default), random, halton")
+    p.add_argument("--num-samples", "-n", type=positive_int,
+                   help=f"samples to generate (default {DEFAULT_SAMPLES}); with --images, score the first N "
+                        "(default all; more than there are is an error)")
+    add_generation_arguments(p)
     p.add_argument("--metrics", help="comma-separated subset of fid,is,kid,pr (default: all the reference allows)")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"JSON-lines file to append to ({DEFAULT_RESULTS})")
     _add_feature_arguments(p)
@@ -52,6 +51,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 def add_fid_stats_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="image folder, images .npz (arr_0), or demo:train|heldout|all")
     p.add_argument("--out", required=True, help="statistics .npz to write (mu, sigma)")
+    add_batch_size_argument(p)
+    add_device_argument(p)
     _add_feature_arguments(p)
 
 
@@ -67,73 +68,49 @@ def add_eval_commands(sub) -> None:
 
     p = sub.add_parser("train-digit-classifier", help="train the demo's FID/IS digit classifier")
     p.add_argument("--out", help="output directory (default: the package's assets/digit_classifier)")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=positive_int)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run_train_digit_classifier)
 
 
 # --------------------------------------------------------------------------- wiring
-def process_state(device: str | None):
-    """accelerate's process state; processes without CUDA join a gloo (CPU) group.
-
-    ``accelerate launch --cpu --num_processes K`` starts a single process unless
-    it is given an MPI host file; ``accelerate launch --multi_gpu --num_processes K``
-    (or ``torchrun --nproc_per_node K``) starts K, and on a machine without CUDA
-    they work on the CPU.
-    """
-    import os
-    import sys
-
-    import torch
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available() or str(device or "").startswith("cpu"))
-    if state.num_processes == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" \
-            and "MASTER_PORT" in os.environ:
-        print("autonat: note: `accelerate launch --cpu` started one process; use --multi_gpu --num_processes K "
-              "(it falls back to the CPU) or torchrun to share the work", file=sys.stderr)
-    return state
-
-
 def _setup(args, source: str):
     """accelerate's process state, the device and the feature extractor."""
-    from autonat.evaluation.features import (
-        DIGITS,
-        default_extractor_name,
-        load_feature_extractor,
-        resolve_name,
-    )
+    from autonat.evaluation.features import DIGITS, load_feature_extractor
+    from autonat.evaluation.reference import choose_extractor
+    from autonat.runtime import process_state
 
     state = process_state(args.device)
     device = args.device or state.device
-    name = default_extractor_name(source) if args.feature_extractor == "auto" else resolve_name(args.feature_extractor)
+    name = choose_extractor(args.feature_extractor, source)
     weights = args.digit_weights if name == DIGITS else args.inception_weights
     return state, load_feature_extractor(name, weights, device)
 
 
-def _images(args, device):
+def _images(args, extractor):
     """The image set to score, and what the record says about where it came from."""
-    from autonat.evaluation.images import GeneratedImages, open_images
+    from autonat.evaluation.domain import is_demo_model
+    from autonat.evaluation.features import DIGITS
+    from autonat.evaluation.images import GeneratedImages, first_images, open_images
 
     if args.images:
-        return open_images(args.images), {"images": args.images}
+        return first_images(open_images(args.images), args.num_samples, args.images), {"images": args.images}
     from autonat.cli.sample import resolve_strategy
     from autonat.sampling.pipeline import Pipeline, balanced_labels
 
-    if args.num_samples < 2:
+    n = DEFAULT_SAMPLES if args.num_samples is None else args.num_samples
+    if n < 2:
         raise AutonatError("--num-samples must be at least 2")
-    from autonat.sampling.order import ORDERS
-    from autonat.sampling.sampler import SamplerOptions
-
-    if args.order not in ORDERS:
-        raise AutonatError(f"unknown --order {args.order!r}; choose one of {', '.join(ORDERS)}")
-    pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, device, force=args.force)
+    pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, extractor.device,
+                         precision=args.precision, force=args.force)
+    if extractor.name == DIGITS and not is_demo_model(args.checkpoint):
+        extractor.warn_off_domain(f"samples of {args.checkpoint}, which was not trained on the demo digits")
     strategy = resolve_strategy(args)
-    options = SamplerOptions(order=args.order, grid=tuple(pipe.generator.config.grid))
-    label = args.strategy or f"{args.schedule}({strategy.steps})"
+    options = sampler_options(args)
+    label = args.strategy or f"{args.schedule or 'cosine'}({strategy.steps})"
     info = {"checkpoint": args.checkpoint, "seed": args.seed,
             "strategy": {"source": label, "cfg_override": args.cfg, "order": args.order, **strategy.to_dict()}}
-    labels = balanced_labels(args.num_samples, pipe.num_classes)
+    labels = balanced_labels(n, pipe.num_classes)
     return GeneratedImages(pipe, strategy, labels, args.seed, options), info
 
 
@@ -151,9 +128,9 @@ def run_eval(args) -> dict | None:
 
     state, extractor = _setup(args, args.reference)
     progress = not args.no_progress
+    images, info = _images(args, extractor)  # before the reference's embedding: a bad -n fails at once
     reference = load_reference(args.reference, extractor, args.batch_size, state, progress)
     metrics = parse_metrics(args.metrics, reference)
-    images, info = _images(args, extractor.device)
     t0 = time.time()
     scores = Evaluator(extractor, reference, metrics, args.batch_size).score(images, state, progress)
     if not state.is_main_process:

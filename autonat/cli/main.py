@@ -7,9 +7,16 @@ stderr and exit status 2, unless ``--debug`` asks for the traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
-from autonat.cli.args import add_force_argument, add_recipe_arguments
+from autonat.cli.args import (
+    Parser,
+    add_device_argument,
+    add_force_argument,
+    add_recipe_arguments,
+    positive_int,
+)
 from autonat.cli.data import cmd_tokenize, cmd_train_tokenizer
 from autonat.errors import AutonatError
 
@@ -33,7 +40,9 @@ def cmd_sample(args) -> None:
 
 def cmd_demo(args) -> None:
     from autonat.demo import run_demo
+    from autonat.sampling.outputs import grid_format
 
+    grid_format(args.out)  # a bad extension fails before any work
     run_demo(args)
 
 
@@ -43,28 +52,40 @@ def cmd_convert(args) -> None:
     run_convert(args)
 
 
+def on_default_device(command):
+    """``command`` with ``args.device`` resolved first (None: CUDA when present, else the CPU)."""
+    def run(args) -> None:
+        from autonat.runtime import default_device
+
+        args.device = default_device(args.device)
+        command(args)
+
+    return run
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autonat", description=__doc__.splitlines()[0])
+    """The ``autonat`` parser; building it (or printing any --help) imports neither torch nor torchvision."""
+    parser = Parser(prog="autonat", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train-tokenizer", help="train a small VQGAN tokenizer from scratch")
     add_recipe_arguments(p)
     p.add_argument("--out", help="output directory (default: tokenizer.out_dir)")
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_train_tokenizer)
+    add_device_argument(p)
+    p.set_defaults(func=on_default_device(cmd_train_tokenizer))
 
     p = sub.add_parser("tokenize", help="encode a dataset into a token cache")
     add_recipe_arguments(p)
     p.add_argument("--tokenizer", help="tokenizer directory or checkpoint (default: tokenizer.out_dir)")
     p.add_argument("--tokenizer-config", help="YAML/JSON of a taming checkpoint")
     p.add_argument("--out", help="cache directory (default: cache)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per batch (default 256)")
+    add_device_argument(p)
     p.add_argument("--strict-images", action="store_true",
                    help="fail on a corrupt or truncated image instead of skipping and counting it")
-    p.set_defaults(func=cmd_tokenize)
+    p.set_defaults(func=on_default_device(cmd_tokenize))
 
     p = sub.add_parser("train", help="train the generator in this process (see tools/train.py for accelerate)")
     add_recipe_arguments(p)
@@ -78,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("demo", help="sample a class-conditional grid from the shipped demo model")
-    p.add_argument("--out", default="outputs/demo_grid.png")
+    p.add_argument("--out", default="outputs/demo_grid.png", help="grid image: .png or .jpg/.jpeg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-samples", type=int, default=500, help="samples per FID/IS score (0: skip scoring)")
     p.set_defaults(func=cmd_demo)
@@ -103,20 +124,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands ``accelerate launch`` runs (tools/train.py, tools/eval.py).
+LAUNCHED = ("train", "eval", "fid-stats")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _note_single_process(args.command)
+        if getattr(args, "device", None) is not None:
+            from autonat.runtime import check_device
+
+            check_device(args.device)
         args.func(args)
     except AutonatError as exc:
         if args.debug:
             raise
         print(f"autonat: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the user's paths: permissions, read-only, a folder or file in the way, disk full
+        if args.debug:
+            raise
+        print(f"autonat: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("autonat: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _note_single_process(command: str) -> None:
+    """Say so when ``accelerate launch --num_processes K`` started one process for a launched command."""
+    from autonat.runtime import single_process_note
+
+    note = single_process_note() if command in LAUNCHED else None
+    if note:
+        print(f"autonat: {note}", file=sys.stderr)
+
+
+#: What to do about an operating-system error, by errno.
+OS_HINTS = {
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "that file system is read-only; choose a writable location",
+    errno.EISDIR: "a folder is there; give a file path",
+    errno.ENOTDIR: "a file is in the way where a folder is needed; choose another path",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "something is already there; choose another path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """``<path>: <reason>; <hint>`` for an operating-system error, on one line."""
+    from autonat.io.atomic import is_disk_full
+
+    where = exc.filename if exc.filename is not None else "?"
+    reason = (exc.strerror or str(exc)).rstrip(".").lower()
+    if is_disk_full(exc):
+        hint = "free some space or write elsewhere"
+    else:
+        hint = OS_HINTS.get(exc.errno, "check the path")
+    return f"{where}: {reason}; {hint}"
 
 
 if __name__ == "__main__":

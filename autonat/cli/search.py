@@ -5,8 +5,19 @@ import argparse
 import json
 from pathlib import Path
 
-from autonat.cli.args import add_force_argument
-from autonat.errors import AutonatError
+from autonat.cli.args import (
+    add_checkpoint_argument,
+    add_device_argument,
+    add_feature_arguments,
+    add_force_argument,
+    add_generation_arguments,
+    add_sampling_arguments,
+    add_strategy_arguments,
+    chosen_strategy,
+    extractor_weights,
+    positive_int,
+    sampler_options,
+)
 from autonat.search.objective import FIDObjective
 
 
@@ -17,16 +28,31 @@ def _search_config(args):
                         seed=args.seed)
 
 
-def _initial_strategy(args, steps: int):
-    from autonat.strategy.core import autonat_init
-    from autonat.strategy.files import load_strategy
+def _initial_strategy(args):
+    """The search's starting point: --strategy FILE (or the old --init), else --schedule (AutoNAT's initialisation)."""
+    return chosen_strategy(args, default_schedule=START)
 
-    if args.init:
-        s = load_strategy(args.init)
-        if s.steps != steps:
-            raise AutonatError(f"--init has {s.steps} steps but --steps is {steps}")
-        return s
-    return autonat_init(steps)
+
+def _objective(args, checkpoint) -> FIDObjective:
+    """FID of ``checkpoint``'s samples under the command's reference, features, sampling flags and device."""
+    from autonat.runtime import default_device
+
+    return FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, _weights(args),
+                        default_device(args.device), args.batch_size, tokenizer=getattr(args, "tokenizer", None),
+                        tokenizer_config=getattr(args, "tokenizer_config", None), precision=args.precision,
+                        options=sampler_options(args), force=args.force)
+
+
+def _weights(args) -> str | None:
+    """The chosen feature extractor's weights flag (the deprecated ``--weights`` still works, with a note)."""
+    import sys
+
+    from autonat.evaluation.reference import choose_extractor
+
+    if args.weights:
+        print("autonat: note: --weights is deprecated; use --inception-weights or --digit-weights", file=sys.stderr)
+        return args.weights
+    return extractor_weights(args, choose_extractor(args.feature_extractor, args.reference))
 
 
 def generation_search(checkpoint, init, args, out: Path):
@@ -38,8 +64,7 @@ def generation_search(checkpoint, init, args, out: Path):
     config, inputs = _search_config(args), objective_inputs(checkpoint, args.reference)
     with run_lock(out):  # locked and checked before the reference and the model are loaded
         check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config))
-        objective = FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, args.weights,
-                                 args.device, args.batch_size, force=args.force)
+        objective = _objective(args, checkpoint)
         search = StrategySearch(objective, init, config, out, args.n_eval, inputs=inputs)
         state = run_stoppable(search)
     plot_search(search.history(), search.final_strategy(), out / "search.png")
@@ -65,7 +90,7 @@ def run_stoppable(search):
 # --------------------------------------------------------------------------- commands
 def run_generation(args) -> None:
     out = Path(args.out)
-    search, state = generation_search(args.checkpoint, _initial_strategy(args, args.steps), args, out)
+    search, state = generation_search(args.checkpoint, _initial_strategy(args), args, out)
     hist = search.history()
     print(f"search done: {state.step} steps, {state.evaluations} FID evaluations, {state.images} images, "
           f"{state.seconds:.0f} s; FID {hist[0]['fid']:.3f} -> {hist[-1]['fid']:.3f}")
@@ -85,8 +110,7 @@ def _trial_fn(args, strategy, out: Path):
                                      f"train.steps={args.train_steps}", f"train.out_dir={run}",
                                      f"train.checkpoint_every={args.train_steps}", *args.overrides])
         final = train_from_recipe(d, force=args.force)
-        fid = FIDObjective(final, args.reference, args.n_eval, args.feature_extractor, args.weights,
-                           args.device, args.batch_size, force=args.force)(strategy, args.seed)
+        fid = _objective(args, final)(strategy, args.seed)
         print(f"trial Beta({alpha:g}, {beta:g}): FID {fid:.3f}")
         return fid
 
@@ -117,7 +141,7 @@ def run_alternate(args) -> None:
     from autonat.strategy.files import save_strategy
 
     out = Path(args.out)
-    strategy = _initial_strategy(args, args.steps)
+    strategy = _initial_strategy(args)
     summary = []
     for r in range(args.rounds):
         rdir = out / f"round_{r}"
@@ -136,23 +160,22 @@ def run_alternate(args) -> None:
 
 
 # --------------------------------------------------------------------------- parser
+START = "autonat-init"  # the generation search's default starting schedule
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default="demo:train",
                    help="FID reference: statistics .npz, images, folder, or demo:<split> (default demo:train)")
-    p.add_argument("--n-eval", type=int, default=500, help="samples per FID evaluation")
-    p.add_argument("--feature-extractor", default="auto")
-    p.add_argument("--weights", help="feature-extractor weights (Inception: a local .pth)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-eval", type=positive_int, default=500, help="samples per FID evaluation")
+    add_feature_arguments(p)
+    p.add_argument("--weights", help=argparse.SUPPRESS)  # deprecated spelling of the two flags above
     p.add_argument("--out", required=True, help="search directory (a search there resumes)")
     add_force_argument(p)
 
 
 def _generation_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=8, help="decoding steps T")
-    p.add_argument("--init", help="starting strategy YAML (default: AutoNAT's initialisation)")
-    p.add_argument("--iterations", type=int, default=20, help="search steps")
+    p.add_argument("--init", dest="strategy", help=argparse.SUPPRESS)  # deprecated spelling of --strategy
+    p.add_argument("--iterations", type=positive_int, default=20, help="search steps")
     p.add_argument("--method", choices=("fd", "spsa"), default="fd",
                    help="gradient estimator: fd (default, the paper's forward differences, 1 + #params FIDs a "
                         "step) or spsa (2 FIDs a step; noisier, see README 'Strategy search')")
@@ -161,18 +184,19 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
 
 def _training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="training recipe YAML")
-    p.add_argument("--train-steps", type=int, default=500, help="training budget of each candidate")
+    p.add_argument("--train-steps", type=positive_int, default=500, help="training budget of each candidate")
     p.add_argument("--alpha", type=float, default=12.0)
     p.add_argument("--beta", type=float, default=3.0)
     p.add_argument("--factor", type=float, default=1.5, help="multiplicative line-search step")
-    p.add_argument("--max-moves", type=int, default=3)
+    p.add_argument("--max-moves", type=positive_int, default=3)
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides of the recipe")
 
 
 def add_search_parser(sub) -> None:
     search = sub.add_parser("search", help="AutoNAT strategy search").add_subparsers(dest="search", required=True)
     p = search.add_parser("generation", help="optimise the four schedule vectors by gradient descent on FID")
-    p.add_argument("--checkpoint", required=True)
+    add_checkpoint_argument(p)
+    add_generation_arguments(p, schedule_default=START)  # the strategy flags give the starting point
     _generation_args(p)
     _common(p)
     p.set_defaults(func=run_generation)
@@ -180,11 +204,16 @@ def add_search_parser(sub) -> None:
     p = search.add_parser("training", help="line search over the Beta mask-ratio distribution")
     p.add_argument("--strategy", required=True, help="generation strategy used to score candidates")
     _training_args(p)
+    add_sampling_arguments(p)
+    add_device_argument(p)
     _common(p)
     p.set_defaults(func=run_training)
 
     p = search.add_parser("alternate", help="alternate training and generation searches")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=positive_int, default=2)
+    add_strategy_arguments(p, schedule_default=START)
+    add_sampling_arguments(p)
+    add_device_argument(p)
     _generation_args(p)
     _training_args(p)
     _common(p)

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from autonat.errors import AutonatError
-from autonat.strategy.table import resolve, strategy_table
-from autonat.strategy.zoo import BUILDERS
+from autonat.cli.args import positive_int
 
 
 def add_strategy_parser(sub) -> None:
@@ -14,8 +12,9 @@ def add_strategy_parser(sub) -> None:
     actions = p.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="print the per-step vectors and tokens decoded per step")
     show.add_argument("source", metavar="FILE|NAME", help="strategy YAML, or a named schedule (see `list`)")
-    show.add_argument("--steps", type=int, help="steps for a named schedule (default 8; a file's own otherwise)")
-    show.add_argument("--grid", type=int, nargs=2, default=(16, 16), metavar=("H", "W"),
+    show.add_argument("--steps", type=positive_int,
+                      help="steps for a named schedule (default 8; a file's own otherwise)")
+    show.add_argument("--grid", type=positive_int, nargs=2, default=(16, 16), metavar=("H", "W"),
                       help="token grid the decoded counts refer to (default 16 16)")
     show.add_argument("--plot", help="also write a PNG plot of the schedules here")
     show.set_defaults(func=run_show)
@@ -23,9 +22,9 @@ def add_strategy_parser(sub) -> None:
 
 
 def run_show(args: argparse.Namespace) -> None:
+    from autonat.strategy.table import resolve, strategy_table
+
     h, w = args.grid
-    if h < 1 or w < 1:
-        raise AutonatError(f"--grid must be positive, got {h} {w}")
     strategy, title = resolve(args.source, args.steps)
     print(f"{title}: {strategy.steps} steps on a {h}x{w} grid ({h * w} tokens); "
           "CFG is cond + s * (cond - uncond)")
@@ -38,6 +37,8 @@ def run_show(args: argparse.Namespace) -> None:
 
 
 def run_list(args: argparse.Namespace) -> None:
+    from autonat.strategy.zoo import BUILDERS
+
     for name in sorted(BUILDERS):
         doc = (BUILDERS[name].__doc__ or "").strip().splitlines()
         print(f"{name:>15}  {doc[0].replace('``', '') if doc else ''}")

@@ -1,0 +1,172 @@
+"""The command line: --help without torch, one definition of the shared flags, one-line errors for bad input."""
+import errno
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from autonat.cli.args import positive_int, schedule_name
+from autonat.cli.main import build_parser, main, os_error_line
+from autonat.errors import AutonatError
+from autonat.runtime import check_device, default_device, single_process_note
+
+HEAVY = ("torch", "torchvision", "numpy", "accelerate", "torch_fidelity", "scipy", "PIL")
+
+#: Builds the parser and formats the help of every (sub)command, then lists the heavy modules it loaded.
+HELP_EVERYTHING = f"""
+import argparse, sys
+import autonat.cli as c
+
+def helps(parser):
+    yield parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from helps(sub)
+
+texts = list(helps(c.build_parser()))
+assert len(texts) >= 16, len(texts)
+print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}))
+"""
+
+
+def test_help_of_every_command_imports_no_heavy_library():
+    out = subprocess.run([sys.executable, "-c", HELP_EVERYTHING], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def _subparsers(parser) -> dict:
+    import argparse
+
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = sub
+                found.update({f"{name} {k}": v for k, v in _subparsers(sub).items()})
+    return found
+
+
+def _flags(parser) -> dict:
+    return {a.option_strings[0]: (tuple(a.option_strings), None if a.choices is None else list(a.choices), a.default,
+                                  a.type) for a in parser._actions if a.option_strings}
+
+
+SHARED = ("--checkpoint", "--tokenizer", "--tokenizer-config", "--strategy", "--schedule", "--steps", "--cfg",
+          "--order", "--precision", "--cfg-batching", "--seed", "--batch-size", "--device")
+
+
+def test_sample_eval_and_search_generation_share_their_flags():
+    subs = _subparsers(build_parser())
+    flags = {name: _flags(subs[name]) for name in ("sample", "eval", "search generation")}
+    for flag in SHARED:
+        seen = {name: f.get(flag) for name, f in flags.items()}
+        assert len({repr(v) for v in seen.values()}) == 1 and None not in seen.values(), (flag, seen)
+    assert flags["sample"]["--order"][1] == ["confidence", "random", "halton"]
+    assert flags["sample"]["--schedule"][3] is schedule_name
+
+
+def test_every_scoring_command_spells_the_feature_flags_and_device_alike():
+    subs = _subparsers(build_parser())
+    names = ("eval", "fid-stats", "search generation", "search training", "search alternate")
+    for flag in ("--feature-extractor", "--inception-weights", "--digit-weights", "--device"):
+        assert len({repr(_flags(subs[n])[flag]) for n in names}) == 1, flag
+    assert all(_flags(sub).get("--device", (None,) * 4)[2] is None for sub in subs.values())
+
+
+def test_positive_int():
+    assert positive_int("3") == 3
+    for bad in ("0", "-2", "ten", "1.5"):
+        with pytest.raises(Exception, match="at least 1|whole number"):
+            positive_int(bad)
+
+
+@pytest.mark.parametrize("argv", [
+    ["sample", "--checkpoint", "x", "--per-class", "0"],
+    ["sample", "--checkpoint", "x", "--batch-size", "-1"],
+    ["sample", "--checkpoint", "x", "--steps", "0"],
+    ["sample", "--checkpoint", "x", "--schedule", "cosin"],
+    ["sample", "--checkpoint", "x", "--order", "spiral"],
+    ["eval", "--images", "x", "--reference", "y", "-n", "0"],
+    ["search", "generation", "--checkpoint", "x", "--out", "o", "--iterations", "0"],
+    ["search", "generation", "--checkpoint", "x", "--out", "o", "--n-eval", "zero"],
+    ["search", "training", "--strategy", "s", "--config", "c", "--out", "o", "--train-steps", "0"],
+    ["search", "alternate", "--config", "c", "--out", "o", "--rounds", "0"],
+    ["search", "training", "--strategy", "s", "--config", "c", "--out", "o", "--max-moves", "0"],
+    ["sample", "--checkpoint", "x", "--trace-samples", "0"],
+    ["tokenize", "--config", "c", "--batch-size", "0"],
+])
+def test_bad_numbers_and_choices_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ": error: argument " in err, err
+
+
+@pytest.mark.parametrize("device, message", [("cdua", "unknown --device 'cdua'; choose cpu, cuda, cuda:N or mps"),
+                                             ("cuda:99", "--device cuda:99 but this machine has")])
+def test_bad_devices_are_one_line_errors(device, message, capsys):
+    with pytest.raises(AutonatError, match="unknown --device|but this machine has"):
+        check_device(device)
+    assert main(["sample", "--checkpoint", "nowhere", "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("autonat: error: ") and message in err, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_refused():
+    with pytest.raises(AutonatError, match="no CUDA GPU; use --device cpu"):
+        check_device("cuda")
+    assert default_device(None) == "cpu" and default_device("cpu") == "cpu"
+
+
+def test_os_errors_become_one_line_with_the_path(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert main(["strategy", "show", "cosine", "--plot", str(blocker / "plot.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"autonat: error: {blocker}") and "choose another path" in err, err
+    with pytest.raises(OSError):
+        main(["--debug", "strategy", "show", "cosine", "--plot", str(blocker / "plot.png")])
+    line = os_error_line(PermissionError(errno.EACCES, "Permission denied", "/data/out"))
+    assert line == "/data/out: permission denied; check its permissions or choose another path"
+    assert "read-only" in os_error_line(OSError(errno.EROFS, "Read-only file system", "/ro/x"))
+    assert "free some space" in os_error_line(OSError(errno.ENOSPC, "No space left on device", "/full/x"))
+
+
+def test_grid_extension_is_honoured(tmp_path, capsys):
+    from helpers import write_tiny_generator
+
+    from autonat.sampling.outputs import grid_format
+
+    assert grid_format("a.PNG") == "png" and grid_format("a.jpeg") == "jpeg" and grid_format("b.jpg") == "jpeg"
+    for bad in ("grid.gif", "grid"):
+        with pytest.raises(AutonatError, match=r"written as \.png, \.jpg, \.jpeg"):
+            grid_format(bad)
+    # checked before any work: the checkpoint does not exist, yet the extension is what is reported
+    assert main(["sample", "--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "g.webp")]) == 2
+    assert main(["demo", "--out", str(tmp_path / "demo.bmp"), "--eval-samples", "0"]) == 2
+    assert capsys.readouterr().err.count("change --out") == 2
+    ckpt = write_tiny_generator(tmp_path)
+    for name, magic in (("g.jpg", b"\xff\xd8\xff"), ("g.png", b"\x89PNG")):
+        assert main(["sample", "--checkpoint", str(ckpt), "--steps", "2", "--per-class", "1", "--classes", "0",
+                     "--out", str(tmp_path / name)]) == 0
+        assert (tmp_path / name).read_bytes()[:len(magic)] == magic
+
+
+def test_single_process_note_when_accelerate_started_one_of_several(tmp_path, monkeypatch, capsys):
+    simple = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    assert "started one process" in single_process_note(simple)
+    assert single_process_note({**simple, "WORLD_SIZE": "2"}) is None  # --multi_gpu / torchrun started them
+    assert single_process_note({"ACCELERATE_USE_CPU": "False"}) is None  # --num_processes 1
+    assert single_process_note({}) is None  # not launched by accelerate
+    for key, value in simple.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("autonat: note: `accelerate launch --num_processes K` started one process"), err
+    assert main(["sample", "--checkpoint", str(tmp_path / "nowhere")]) == 2  # not a launched command: no note
+    assert "autonat: note" not in capsys.readouterr().err
