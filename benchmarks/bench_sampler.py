@@ -70,7 +70,8 @@ MODULE = "benchmarks.bench_sampler"
 ABLATIONS = {
     "ours": "autonat.sampler as shipped (CPU: fp32, split CFG passes; CUDA: bf16 autocast, batched CFG passes)",
     "ours-manual-attn": "without scaled_dot_product_attention (attention by hand)",
-    "ours-batched-cfg": "conditional and unconditional rows in one forward pass (cfg_batching='batched'; CUDA's default)",
+    "ours-batched-cfg": "conditional and unconditional rows in one forward pass "
+                        "(cfg_batching='batched'; CUDA's default)",
     "ours-split-cfg": "conditional and unconditional as two forward passes (cfg_batching='split'; the CPU default)",
     "ours-no-cfg-skip": "without the CFG-zero skip (cfg_zero_threshold=0: the 1e-4 steps run both passes)",
     "ours-no-grad": "torch.no_grad instead of torch.inference_mode",
@@ -190,14 +191,15 @@ def time_variants(cfg: dict) -> dict:
     tokens = torch.randint(0, mc.mask_id + 1, (2 * batch, mc.seq_len), generator=g).to(device)
     rand_labels = torch.randint(0, mc.null_class + 1, (2 * batch,), generator=g).to(device)
     out = {v: {"sample_s": [], "sample_cpu_s": [], "bound_s": [], "bound_cpu_s": [],
-               "warmup_s": timed(lambda: warm_up(r, batch, tokens, rand_labels), device)[0]}
+               "warmup_s": timed(lambda r=r: warm_up(r, batch, tokens, rand_labels), device)[0]}
            for v, r in runners.items()}
     for _ in range(cfg["reps"]):
         for v, runner in runners.items():
             runner.recorder.calls.clear()
             wall, cpu = timed(runner.sample, device)
             calls = list(runner.recorder.calls)
-            bound_wall, bound_cpu = timed(lambda: replay(runner, calls, tokens, rand_labels), device)
+            bound_wall, bound_cpu = timed(lambda runner=runner, calls=calls: replay(runner, calls, tokens, rand_labels),
+                                          device)
             rec = out[v]
             rec["sample_s"].append(wall), rec["sample_cpu_s"].append(cpu)
             rec["bound_s"].append(bound_wall), rec["bound_cpu_s"].append(bound_cpu)

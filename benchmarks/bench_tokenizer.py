@@ -52,7 +52,8 @@ def child(cfg: dict) -> dict:
 
     warmup_s = timed(run, device)[0]
     times = [timed(run, device) for _ in range(cfg["reps"])]
-    return {"s": [w for w, _ in times], "cpu_s": [c for _, c in times], "warmup_s": warmup_s, "peak_mb": peak_memory_mb(device), "start_mb": start_mb}
+    return {"s": [w for w, _ in times], "cpu_s": [c for _, c in times], "warmup_s": warmup_s,
+            "peak_mb": peak_memory_mb(device), "start_mb": start_mb}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

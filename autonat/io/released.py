@@ -1,4 +1,7 @@
-"""Recognising released weight files and building modules from them (read with :func:`autonat.io.weights.read_state_dict`)."""
+"""Recognising released weight files and building modules from them.
+
+The files themselves are read by :func:`autonat.io.weights.read_state_dict`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
