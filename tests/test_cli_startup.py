@@ -170,3 +170,15 @@ def test_single_process_note_when_accelerate_started_one_of_several(tmp_path, mo
     assert err[0].startswith("autonat: note: `accelerate launch --num_processes K` started one process"), err
     assert main(["sample", "--checkpoint", str(tmp_path / "nowhere")]) == 2  # not a launched command: no note
     assert "autonat: note" not in capsys.readouterr().err
+
+
+def test_search_keeps_the_old_spellings_and_strategy_flags_are_exclusive(tmp_path):
+    from autonat.strategy.choice import choose_strategy
+
+    args = build_parser().parse_args(["search", "generation", "--checkpoint", "c", "--out", "o", "--init", "s.yaml",
+                                      "--weights", "w.pth"])
+    assert args.strategy == "s.yaml" and args.weights == "w.pth"
+    assert choose_strategy(None, None, None, None, default_schedule="autonat-init").steps == 8
+    assert list(choose_strategy(None, "cosine", 4, 2.0).cfg_scale) == [2.0] * 4
+    with pytest.raises(AutonatError, match="not both"):
+        choose_strategy(str(tmp_path / "s.yaml"), "cosine", None, None)
