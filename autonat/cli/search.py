@@ -55,6 +55,20 @@ def _weights(args) -> str | None:
     return extractor_weights(args, choose_extractor(args.feature_extractor, args.reference))
 
 
+def _default_reference(args, checkpoint=None) -> None:
+    """Fill in ``--reference``: ``demo:train`` only for a model of the demo digits, else an error."""
+    from autonat.evaluation.domain import choose_reference, is_demo_model, recipe_is_demo
+
+    if args.reference is None:
+        if checkpoint is not None:
+            demo, model = is_demo_model(checkpoint), str(checkpoint)
+        else:
+            from autonat.cli.args import read_recipe
+
+            demo, model = recipe_is_demo(read_recipe(args)), args.config
+        args.reference = choose_reference(None, demo, model)
+
+
 def generation_search(checkpoint, init, args, out: Path):
     from autonat.io.lock import run_lock
     from autonat.plots import plot_search
@@ -90,6 +104,7 @@ def run_stoppable(search):
 # --------------------------------------------------------------------------- commands
 def run_generation(args) -> None:
     out = Path(args.out)
+    _default_reference(args, args.checkpoint)
     search, state = generation_search(args.checkpoint, _initial_strategy(args), args, out)
     hist = search.history()
     print(f"search done: {state.step} steps, {state.evaluations} FID evaluations, {state.images} images, "
@@ -132,6 +147,7 @@ def training_search(args, strategy, out: Path):
 def run_training(args) -> None:
     from autonat.strategy.files import load_strategy
 
+    _default_reference(args)
     best, ckpt = training_search(args, load_strategy(args.strategy), Path(args.out))
     print(f"best training strategy: Beta({best.alpha:g}, {best.beta:g}) with FID {best.fid:.3f}; model {ckpt}")
 
@@ -141,6 +157,7 @@ def run_alternate(args) -> None:
     from autonat.strategy.files import save_strategy
 
     out = Path(args.out)
+    _default_reference(args)
     strategy = _initial_strategy(args)
     summary = []
     for r in range(args.rounds):
@@ -164,8 +181,9 @@ START = "autonat-init"  # the generation search's default starting schedule
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reference", default="demo:train",
-                   help="FID reference: statistics .npz, images, folder, or demo:<split> (default demo:train)")
+    p.add_argument("--reference",
+                   help="FID reference: statistics .npz, images, folder, or demo:<split> (default demo:train, "
+                        "allowed only for models of the demo digits)")
     p.add_argument("--n-eval", type=positive_int, default=500, help="samples per FID evaluation")
     add_feature_arguments(p)
     p.add_argument("--weights", help=argparse.SUPPRESS)  # deprecated spelling of the two flags above

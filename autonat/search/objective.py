@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autonat.errors import AutonatError
+
 # --------------------------------------------------------------------------- objective
 _EVALUATORS: dict = {}
 
@@ -34,22 +36,24 @@ class FIDObjective:
                  weights: str | None = None, device: str = "cpu", batch_size: int = 100,
                  tokenizer: str | None = None, tokenizer_config: str | None = None, precision: str = "auto",
                  options=None, force: bool = False) -> None:
-        from autonat.evaluation.features import (
-            default_extractor_name,
-            load_feature_extractor,
-            resolve_name,
-        )
+        from autonat.evaluation.domain import is_demo_model
+        from autonat.evaluation.features import DIGITS, load_feature_extractor
         from autonat.evaluation.metrics import Evaluator
-        from autonat.evaluation.reference import load_reference
+        from autonat.evaluation.reference import choose_extractor, load_reference
         from autonat.sampling.pipeline import Pipeline, balanced_labels
 
-        name = default_extractor_name(reference) if feature_extractor == "auto" else resolve_name(feature_extractor)
+        if n_eval < 2:
+            raise AutonatError(f"--n-eval must be at least 2 (FID needs 2 images), got {n_eval}")
+        name = choose_extractor(feature_extractor, reference)
         key = (str(reference), name, str(weights), str(device), batch_size)
         if key not in _EVALUATORS:  # trials of a training search share one reference
             extractor = load_feature_extractor(name, weights, device)
             ref = load_reference(reference, extractor, batch_size, progress=False)
             _EVALUATORS[key] = Evaluator(extractor, ref, ("fid",), batch_size)
         self.evaluator = _EVALUATORS[key]
+        if name == DIGITS and not is_demo_model(checkpoint):
+            self.evaluator.extractor.warn_off_domain(f"samples of {checkpoint}, which was not trained on the "
+                                                     "demo digits")
         self.pipeline = Pipeline.load(checkpoint, tokenizer, tokenizer_config, device=device, precision=precision,
                                       force=force)
         self.options = options
