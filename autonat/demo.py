@@ -3,8 +3,10 @@
 The demo model (tokenizer and generator) was trained on this project's
 MNIST demo split with ``configs/demo_mnist.yaml``; the README gives the
 commands. The demo writes a class-conditional grid (row k shows class k) with
-the default strategy, then scores the MaskGIT cosine heuristic and the
-default strategy at the same step count against the held-out digits.
+the default strategy (the searched one shipped beside the weights, else
+AutoNAT's initialisation), then scores the MaskGIT cosine heuristic, AutoNAT's
+initialisation and the searched strategy at the same step count against the
+held-out digits.
 """
 from __future__ import annotations
 
@@ -17,16 +19,23 @@ from autonat.errors import AutonatError
 DEMO_ASSETS = ASSETS / "demo"
 DEMO_CHECKPOINT = DEMO_ASSETS / "generator"
 DEMO_TOKENIZER = DEMO_ASSETS / "tokenizer"
-DEMO_STRATEGY = DEMO_ASSETS / "strategy_T8.yaml"  # found by `autonat search generation` on the demo model
 DEMO_STEPS = 8
+DEMO_STRATEGY = DEMO_ASSETS / f"strategy_T{DEMO_STEPS}.yaml"  # CMA-ES search on the demo model (README)
+
+
+def searched_strategy(steps: int = DEMO_STEPS):
+    """The strategy searched for the demo model at ``steps`` steps (``assets/demo/strategy_T<steps>.yaml``), or None."""
+    from autonat.strategy.files import load_strategy
+
+    path = DEMO_ASSETS / f"strategy_T{steps}.yaml"
+    return load_strategy(path) if path.exists() else None
 
 
 def default_strategy():
     """The demo's default strategy: the searched one when shipped, else AutoNAT's initialisation."""
     from autonat.strategy.core import autonat_init
-    from autonat.strategy.files import load_strategy
 
-    return load_strategy(DEMO_STRATEGY) if DEMO_STRATEGY.exists() else autonat_init(DEMO_STEPS)
+    return searched_strategy() or autonat_init(DEMO_STEPS)
 
 
 def run_demo(args) -> Path:
@@ -34,7 +43,7 @@ def run_demo(args) -> Path:
 
     from autonat.sampling.outputs import save_grid
     from autonat.sampling.pipeline import Pipeline
-    from autonat.strategy.core import maskgit_cosine
+    from autonat.strategy.core import autonat_init, maskgit_cosine
 
     if not (DEMO_CHECKPOINT / "config.json").exists():
         raise AutonatError(f"the demo weights are missing from {DEMO_ASSETS}; reinstall autonat from a full checkout")
@@ -47,13 +56,15 @@ def run_demo(args) -> Path:
     seconds = time.time() - t0
     out = Path(args.out)
     save_grid(torch.cat(images), out, nrow=per_class)
-    name = "searched" if DEMO_STRATEGY.exists() else "AutoNAT initial"
+    name = "searched" if DEMO_STRATEGY.exists() else "AutoNAT's initial"
     print(f"{len(labels)} digits ({pipe.num_classes} classes x {per_class}, {strategy.steps} steps, {name} strategy) "
           f"in {seconds:.1f} s ({len(labels) / seconds:.1f} images/s)")
     print(f"grid written to {out.resolve()}  (row k shows class k)")
     if args.eval_samples > 0:
-        _print_scores(pipe, {"MaskGIT cosine": maskgit_cosine(DEMO_STEPS), f"default ({name})": strategy},
-                      args.eval_samples, args.seed)
+        compared = {"MaskGIT cosine": maskgit_cosine(DEMO_STEPS), "AutoNAT initialisation": autonat_init(DEMO_STEPS)}
+        if DEMO_STRATEGY.exists():
+            compared["searched (CMA-ES, default)"] = strategy
+        _print_scores(pipe, compared, args.eval_samples, args.seed)
     return out
 
 

@@ -95,3 +95,23 @@ def plot_search(history: list[dict], strategy, out_png: str | Path) -> None:
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
+
+
+def plot_quality_per_compute(curves: dict[str, list[tuple[float, float]]], out_png: str | Path,
+                             searched: tuple[str, ...] = (), ylabel: str = "FID") -> None:
+    """FID against forward passes per image, one line per strategy (``searched`` ones drawn as stars)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, points in curves.items():
+        star = name in searched
+        ax.plot(*zip(*sorted(points)), marker="*" if star else "o", markersize=11 if star else 5,
+                linestyle="--" if star else "-", label=name)
+    ax.set(xlabel="forward passes per image (unconditional passes counted)", ylabel=ylabel,
+           title="quality per compute")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

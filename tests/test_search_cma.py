@@ -159,3 +159,50 @@ def test_noise_is_measured_once_and_stored(tmp_path):
     again = load_or_measure_noise(tmp_path, objective, autonat_init(4), n_eval=50, k=4)
     assert again == est and len(calls) == 4
     assert "N=50" in est.describe()
+
+
+# --------------------------------------------------------------------------- the command
+class _SyntheticFID:
+    """Stands in for FID in the command (no checkpoint or reference needed)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, strategy, seed):
+        noise = np.random.default_rng(seed).normal(0, 0.01)
+        return float(abs(strategy.cfg_scale[-1] - 2.0) + abs(strategy.remask_temp[0] - 3.0) + noise)
+
+
+def test_search_generation_cma_command(tmp_path, monkeypatch, capsys):
+    import autonat.cli.search as search_cli
+    from autonat.cli.main import main
+    from autonat.strategy.files import load_strategy
+
+    monkeypatch.setattr(search_cli, "FIDObjective", _SyntheticFID)
+    out = tmp_path / "s"
+    args = ["search", "generation", "--checkpoint", str(tmp_path / "unused"), "--reference", "demo:train",
+            "--steps", "4", "--method", "cma", "--iterations", "3", "--population", "4", "--n-eval", "10",
+            "--price", "0.01", "--noise-seeds", "3", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "seed-to-seed std" in text and "N=10" in text and "FID + 0.01 per forward pass" in text
+    noise = json.loads((out / "noise.json").read_text())
+    assert noise["n_eval"] == 10 and len(noise["values"]) == 3
+    recorded = json.loads((out / "inputs.json").read_text())
+    assert recorded["method"] == "cma" and recorded["population"] == 4 and recorded["price"] == 0.01
+    assert load_strategy(out / "best_strategy.yaml").steps == 4 and (out / "search.png").exists()
+    assert main(args) == 0  # done already: nothing is evaluated again
+    assert len((out / "evaluations.jsonl").read_text().splitlines()) == 1 + 3 * 5
+
+
+@pytest.mark.slow
+def test_kid_objective_on_the_demo_model():
+    from autonat.demo import DEMO_CHECKPOINT
+    from autonat.search.objective import FIDObjective
+
+    kid = FIDObjective(DEMO_CHECKPOINT, "demo:train", 40, metric="kid")
+    fid = FIDObjective(DEMO_CHECKPOINT, "demo:train", 40)
+    a, b = kid(autonat_init(2), 1), kid(autonat_init(2), 1)
+    assert a == b and abs(a) < 0.5 and a != fid(autonat_init(2), 1)
+    with pytest.raises(AutonatError, match="unknown search metric"):
+        FIDObjective(DEMO_CHECKPOINT, "demo:train", 40, metric="is")

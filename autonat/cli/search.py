@@ -25,7 +25,7 @@ def _search_config(args):
     from autonat.search.generation import SearchConfig
 
     return SearchConfig(steps=args.iterations, method=args.method, common_random_numbers=not args.no_crn,
-                        seed=args.seed)
+                        seed=args.seed, population=args.population, sigma=args.sigma)
 
 
 def _initial_strategy(args):
@@ -40,7 +40,7 @@ def _objective(args, checkpoint) -> FIDObjective:
     return FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, _weights(args),
                         default_device(args.device), args.batch_size, tokenizer=getattr(args, "tokenizer", None),
                         tokenizer_config=getattr(args, "tokenizer_config", None), precision=args.precision,
-                        options=sampler_options(args), force=args.force)
+                        options=sampler_options(args), force=args.force, metric=args.metric)
 
 
 def _weights(args) -> str | None:
@@ -70,19 +70,36 @@ def _default_reference(args, checkpoint=None) -> None:
 
 
 def generation_search(checkpoint, init, args, out: Path):
+    """Measure the objective's seed-to-seed noise at the start (``noise.json``), then run the search."""
     from autonat.io.lock import run_lock
     from autonat.plots import plot_search
+    from autonat.search.cma import CMASearch
     from autonat.search.generation import StrategySearch, check_search_inputs, search_inputs
+    from autonat.search.measure import PricedObjective, load_or_measure_noise
     from autonat.search.objective import objective_inputs
 
-    config, inputs = _search_config(args), objective_inputs(checkpoint, args.reference)
+    config = _search_config(args)
+    inputs = {**objective_inputs(checkpoint, args.reference), "metric": args.metric, "price": args.price}
     with run_lock(out):  # locked and checked before the reference and the model are loaded
         check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config))
         objective = _objective(args, checkpoint)
-        search = StrategySearch(objective, init, config, out, args.n_eval, inputs=inputs)
+        if args.price:
+            objective = PricedObjective(objective, args.price)
+        search_class = CMASearch if config.method == "cma" else StrategySearch
+        search = search_class(objective, init, config, out, args.n_eval, inputs=inputs)
+        search.noise = None
+        if args.noise_seeds > 1:
+            search.noise = load_or_measure_noise(out, objective, init, args.n_eval, args.noise_seeds, args.seed)
+            print(f"objective ({_objective_name(args)}, N={args.n_eval}) at the start: {search.noise.mean:.3f}, "
+                  f"{search.noise.describe()}", flush=True)
         state = run_stoppable(search)
     plot_search(search.history(), search.final_strategy(), out / "search.png")
     return search, state
+
+
+def _objective_name(args) -> str:
+    name = args.metric.upper()
+    return f"{name} + {args.price:g} per forward pass" if args.price else name
 
 
 def run_stoppable(search):
@@ -107,8 +124,11 @@ def run_generation(args) -> None:
     _default_reference(args, args.checkpoint)
     search, state = generation_search(args.checkpoint, _initial_strategy(args), args, out)
     hist = search.history()
-    print(f"search done: {state.step} steps, {state.evaluations} FID evaluations, {state.images} images, "
-          f"{state.seconds:.0f} s; FID {hist[0]['fid']:.3f} -> {hist[-1]['fid']:.3f}")
+    noise = f" (seed-to-seed std {search.noise.std:.3f} at N={args.n_eval})" if search.noise else ""
+    what = "validation " + _objective_name(args) if args.method == "cma" else _objective_name(args)
+    best = f", best {state.best_value:.3f}" if args.method == "cma" else ""
+    print(f"search done: {state.step} steps, {state.evaluations} evaluations, {state.images} images, "
+          f"{state.seconds:.0f} s; {what} {hist[0]['fid']:.3f} -> {hist[-1]['fid']:.3f}{best}{noise}")
     print(f"strategy: {out / 'strategy.yaml'} (best seen: {out / 'best_strategy.yaml'}); plots: {out / 'search.png'}")
 
 
@@ -185,6 +205,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="FID reference: statistics .npz, images, folder, or demo:<split> (default demo:train, "
                         "allowed only for models of the demo digits)")
     p.add_argument("--n-eval", type=positive_int, default=500, help="samples per FID evaluation")
+    p.add_argument("--metric", choices=("fid", "kid"), default="fid",
+                   help="objective: fid (default) or kid (unbiased at small N; the mean over KID subsets)")
     add_feature_arguments(p)
     p.add_argument("--weights", help=argparse.SUPPRESS)  # deprecated spelling of the two flags above
     p.add_argument("--out", required=True, help="search directory (a search there resumes)")
@@ -194,10 +216,20 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", dest="strategy", help=argparse.SUPPRESS)  # deprecated spelling of --strategy
     p.add_argument("--iterations", type=positive_int, default=20, help="search steps")
-    p.add_argument("--method", choices=("fd", "spsa"), default="fd",
-                   help="gradient estimator: fd (default, the paper's forward differences, 1 + #params FIDs a "
-                        "step) or spsa (2 FIDs a step; noisier, see README 'Strategy search')")
+    p.add_argument("--method", choices=("fd", "spsa", "cma"), default="fd",
+                   help="fd (default, the paper's forward differences, 1 + #params FIDs a step), spsa (2 FIDs a "
+                        "step) or cma (CMA-ES over a nine-number schedule family, --population FIDs a "
+                        "generation plus one on validation seeds; --iterations counts generations)")
     p.add_argument("--no-crn", action="store_true", help="fresh sample seeds for every FID (no common random numbers)")
+    p.add_argument("--population", type=positive_int, default=6, help="cma: candidates per generation (default 6)")
+    p.add_argument("--sigma", type=float, default=1.0,
+                   help="cma: initial step, in units of the family's typical steps (default 1)")
+    p.add_argument("--price", type=float, default=0.0,
+                   help="compute-aware objective: add this much per forward pass of an image (unconditional passes "
+                        "count at steps whose CFG is on)")
+    p.add_argument("--noise-seeds", type=int, default=3,
+                   help="seed sets on which the start is scored to measure the objective's seed-to-seed std "
+                        "(noise.json; default 3, 0 to skip)")
 
 
 def _training_args(p: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""The search objective: FID of a generator's samples under a strategy."""
+"""The search objective: FID (or KID) of a generator's samples under a strategy."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,17 +25,23 @@ def objective_inputs(checkpoint: str | Path, reference: str | Path) -> dict:
             "reference": reference_identity(reference)}
 
 
+OBJECTIVE_METRICS = ("fid", "kid")
+
+
 class FIDObjective:
-    """``objective(strategy, seed) -> FID`` for one generator checkpoint.
+    """``objective(strategy, seed) -> FID`` (or KID) for one generator checkpoint.
 
     ``tokenizer``, ``tokenizer_config`` and ``precision`` load the pipeline as
     ``autonat sample`` does; ``options`` (decoding order, CFG batching) apply to every sample.
+    ``metric="kid"`` scores the unbiased kernel inception distance (mean over
+    torch-fidelity's subsets) instead: FID is biased upwards at small N, by an
+    amount that depends on the strategy's sample diversity, KID is not.
     """
 
     def __init__(self, checkpoint, reference: str, n_eval: int, feature_extractor: str = "auto",
                  weights: str | None = None, device: str = "cpu", batch_size: int = 100,
                  tokenizer: str | None = None, tokenizer_config: str | None = None, precision: str = "auto",
-                 options=None, force: bool = False) -> None:
+                 options=None, force: bool = False, metric: str = "fid") -> None:
         from autonat.evaluation.domain import is_demo_model
         from autonat.evaluation.features import DIGITS, load_feature_extractor
         from autonat.evaluation.metrics import Evaluator
@@ -44,12 +50,14 @@ class FIDObjective:
 
         if n_eval < 2:
             raise AutonatError(f"--n-eval must be at least 2 (FID needs 2 images), got {n_eval}")
+        if metric not in OBJECTIVE_METRICS:
+            raise AutonatError(f"unknown search metric {metric!r}; choose {' or '.join(OBJECTIVE_METRICS)}")
         name = choose_extractor(feature_extractor, reference)
-        key = (str(reference), name, str(weights), str(device), batch_size)
+        key = (str(reference), name, str(weights), str(device), batch_size, metric)
         if key not in _EVALUATORS:  # trials of a training search share one reference
             extractor = load_feature_extractor(name, weights, device)
             ref = load_reference(reference, extractor, batch_size, progress=False)
-            _EVALUATORS[key] = Evaluator(extractor, ref, ("fid",), batch_size)
+            _EVALUATORS[key] = Evaluator(extractor, ref, (metric,), batch_size)
         self.evaluator = _EVALUATORS[key]
         if name == DIGITS and not is_demo_model(checkpoint):
             self.evaluator.extractor.warn_off_domain(f"samples of {checkpoint}, which was not trained on the "
@@ -58,10 +66,11 @@ class FIDObjective:
                                       force=force)
         self.options = options
         self.labels = balanced_labels(n_eval, self.pipeline.num_classes)
-        self.n_eval = n_eval
+        self.n_eval, self.metric = n_eval, metric
 
     def __call__(self, strategy, seed: int) -> float:
         from autonat.evaluation.images import GeneratedImages
 
         images = GeneratedImages(self.pipeline, strategy, self.labels, seed, self.options)
-        return float(self.evaluator.score(images, progress=False)["fid"])
+        scores = self.evaluator.score(images, progress=False)
+        return float(scores["kid_mean"] if self.metric == "kid" else scores["fid"])
