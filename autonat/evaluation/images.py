@@ -166,6 +166,7 @@ def open_images(source: str | Path) -> ArrayImages | FolderImages:
                                "reference")
         return images_from_array(z["arr_0"], str(path))
 
+
 # --------------------------------------------------------------------------- a requested number of images
 @dataclass
 class FirstImages:
