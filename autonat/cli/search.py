@@ -125,7 +125,8 @@ def run_generation(args) -> None:
     search, state = generation_search(args.checkpoint, _initial_strategy(args), args, out)
     hist = search.history()
     noise = f" (seed-to-seed std {search.noise.std:.3f} at N={args.n_eval})" if search.noise else ""
-    what = "validation " + _objective_name(args) if args.method == "cma" else _objective_name(args)
+    seeds = "validation-seed" if args.method == "cma" else "training-seed (not a result: score it on fresh seeds)"
+    what = f"{seeds} {_objective_name(args)}"
     best = f", best {state.best_value:.3f}" if args.method == "cma" else ""
     print(f"search done: {state.step} steps, {state.evaluations} evaluations, {state.images} images, "
           f"{state.seconds:.0f} s; {what} {hist[0]['fid']:.3f} -> {hist[-1]['fid']:.3f}{best}{noise}")

@@ -10,12 +10,17 @@ within a generation intact). Each generation:
 1. asks ``population`` candidates and scores each on ``n_eval`` images; with
    common random numbers every candidate of a generation uses the same sample
    seeds, so their ranking measures the strategies rather than the seeds;
-2. tells CMA-ES the values;
-3. scores the generation's best candidate on a fixed validation seed set,
-   never used to rank candidates. The search keeps the candidate with the
-   lowest validation value (``best_strategy.yaml``, the result); the start
-   point is validated first, so the result is never worse than the start on
-   the validation seeds.
+2. tells CMA-ES the values, which moves its mean (a weighted average of the
+   better half of the candidates: the search's current estimate of the best
+   strategy, ``strategy.yaml``);
+3. scores the new mean on a fixed validation seed set, never used to rank
+   candidates. The search keeps the mean with the lowest validation value
+   (``best_strategy.yaml``, the result); the start is validated first, so
+   the result is never worse than the start on the validation seeds.
+
+The mean is validated rather than the generation's best candidate: at small
+N the best of a handful of noisy values is mostly the luckiest draw, while
+the mean averages the ranking over half the population.
 
 Every evaluation is appended to ``evaluations.jsonl`` (generation, index,
 seed, unit-cube point, value) before the next one starts. Resuming needs no
@@ -23,7 +28,8 @@ pickled optimiser: a new CMA-ES with the same seed replays the recorded
 generations (asking the same candidates, which is checked, and telling the
 recorded values) and continues, so an interrupted search follows the same
 trajectory as one run straight through. ``history.csv`` holds one row per
-generation (validation value, best training value, images, seconds).
+generation (validation value of the mean, best candidate value, images,
+seconds).
 """
 from __future__ import annotations
 
@@ -157,7 +163,7 @@ class CMASearch:
             zs = [optimizer.ask() for _ in range(cfg.population)]
             values = [self._evaluate(cache, generation, j, z, seed(j)) for j, z in enumerate(zs)]
             optimizer.tell(list(zip(zs, values)))
-            self._evaluate(cache, generation, VALIDATION, zs[int(np.argmin(values))], valid_seed)
+            self._evaluate(cache, generation, VALIDATION, optimizer.mean, valid_seed)
             self._save(cache, optimizer.mean)
             bar.update(1)
             if not replayed and stop is not None and stop():
@@ -182,8 +188,8 @@ class CMASearch:
         write_csv(self.out / "history.csv", self.history(cache))
 
     def history(self, cache: dict | None = None) -> list[dict]:
-        """One row per generation (0: the start): ``fid`` is the validation value of the generation's best
-        candidate, ``train_fid`` its value on the generation's own seeds; images and seconds are cumulative."""
+        """One row per generation (0: the start): ``fid`` is the validation value of the mean after it,
+        ``train_fid`` the best candidate's value on the generation's own seeds; images and seconds cumulative."""
         rows = sorted((cache or {(r["generation"], r["index"]): r for r in self.records()}).values(),
                       key=lambda r: (r["generation"], r["index"] != VALIDATION, r["index"]))
         out, images, seconds = [], 0, 0.0
