@@ -71,6 +71,7 @@ def test_fid_grows_with_noise(digits, heldout, train):
     assert all(a < b for a, b in zip(fids, fids[1:])), fids
 
 
+@pytest.mark.slow
 def test_metrics_equal_torch_fidelity_calculate_metrics(digits, heldout, train):
     """Our gathering of features feeds torch-fidelity's math exactly as its own entry point does."""
     import torch_fidelity
@@ -107,6 +108,7 @@ def test_shards_cover_every_sample_once_in_whole_batches():
 
 
 # --------------------------------------------------------------------------- reference files
+@pytest.mark.slow
 def test_statistics_npz_equal_statistics_of_the_same_images(tmp_path, digits, heldout, heldout_reference):
     from autonat.cli.main import main
 
@@ -190,6 +192,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
+@pytest.mark.slow
 def test_inception_runs_offline_on_local_random_weights(tmp_path, offline):
     from autonat.evaluation.features import random_inception_state_dict
 

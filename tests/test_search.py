@@ -55,7 +55,7 @@ def _quadratic_objective(target):
     return objective
 
 
-@pytest.mark.parametrize("method", ["fd", "spsa"])
+@pytest.mark.parametrize("method", ["fd", pytest.param("spsa", marks=pytest.mark.slow)])
 def test_search_converges_on_synthetic_objective(tmp_path, method):
     init = autonat_init(3)
     target = autonat_init(3, remask_temp=(2.0, 0.5), cfg_scale=(0.0, 2.0))

@@ -81,6 +81,7 @@ def test_bf16_autocast_runs_and_explicit_options_win(tiny_model, tiny_config):
     assert ((tokens >= 0) & (tokens < tiny_config.codebook_size)).all()
 
 
+@pytest.mark.slow
 def test_compiled_pipeline_gives_the_eager_tokens(tiny_model, tiny_config):
     labels, seeds = [0, 1, 2], sample_seeds(1, range(3))
     pipe = _pipeline(tiny_model, tiny_config, compile=True)
