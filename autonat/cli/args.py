@@ -39,12 +39,21 @@ def schedule_name(text: str) -> str:
 
 def positive_int(text: str) -> int:
     """argparse type of a count (samples, batch sizes, steps, iterations): a whole number >= 1."""
+    return _whole_number(text, least=1)
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type of a count where 0 means none (``--eval-samples``, ``--noise-seeds``): a whole number >= 0."""
+    return _whole_number(text, least=0)
+
+
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
 
 

@@ -125,7 +125,9 @@ def run_eval(args) -> dict | None:
         parse_metrics,
     )
     from autonat.evaluation.reference import load_reference
+    from autonat.io.atomic import check_output_file
 
+    check_output_file(args.results)  # a folder or an unwritable place fails before any work
     state, extractor = _setup(args, args.reference)
     progress = not args.no_progress
     images, info = _images(args, extractor)  # before the reference's embedding: a bad -n fails at once
@@ -145,7 +147,9 @@ def run_eval(args) -> dict | None:
 
 def run_fid_stats(args) -> None:
     from autonat.evaluation.reference import load_reference, save_statistics
+    from autonat.io.atomic import check_output_file
 
+    check_output_file(args.out)  # a folder or an unwritable place fails before any work
     state, extractor = _setup(args, args.source)
     reference = load_reference(args.source, extractor, args.batch_size, state, not args.no_progress)
     if reference.kind != "images":

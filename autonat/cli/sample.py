@@ -56,11 +56,17 @@ def run_sample(args) -> Path:
     import numpy as np
     import torch
 
+    from autonat.io.atomic import check_output_file, check_writable
     from autonat.runtime import default_device
     from autonat.sampling.outputs import grid_format, save_grid, save_npz, save_pngs
     from autonat.sampling.pipeline import Pipeline
 
-    grid_format(args.out)  # a bad extension fails before any work
+    grid_format(args.out)  # a bad extension, a folder or an unwritable place fails before any work
+    for path in (args.out, args.npz, args.trace):
+        if path:
+            check_output_file(path)
+    if args.png_dir:
+        check_writable(args.png_dir)
     pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, default_device(args.device),
                          precision=args.precision, compile=args.compile, force=args.force)
     strategy = resolve_strategy(args)

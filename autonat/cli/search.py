@@ -15,6 +15,7 @@ from autonat.cli.args import (
     add_strategy_arguments,
     chosen_strategy,
     extractor_weights,
+    nonnegative_int,
     positive_int,
     sampler_options,
 )
@@ -119,8 +120,20 @@ def run_stoppable(search):
 
 
 # --------------------------------------------------------------------------- commands
+#: What only a search directory holds: any one of them marks an earlier search there (which resumes).
+SEARCH_FILES = ("inputs.json", "state.json", "evaluations.jsonl", "trials.json", "noise.json", "round_0",
+                "strategy.yaml", ".autonat-lock")
+
+
+def check_search_out(out: str) -> Path:
+    """``--out``, checked before any work: new, empty, or an earlier search; a folder of the user's is refused."""
+    from autonat.io.atomic import check_output_dir
+
+    return check_output_dir(out, "search", lambda p: any((p / name).exists() for name in SEARCH_FILES))
+
+
 def run_generation(args) -> None:
-    out = Path(args.out)
+    out = check_search_out(args.out)
     _default_reference(args, args.checkpoint)
     search, state = generation_search(args.checkpoint, _initial_strategy(args), args, out)
     hist = search.history()
@@ -169,7 +182,7 @@ def run_training(args) -> None:
     from autonat.strategy.files import load_strategy
 
     _default_reference(args)
-    best, ckpt = training_search(args, load_strategy(args.strategy), Path(args.out))
+    best, ckpt = training_search(args, load_strategy(args.strategy), check_search_out(args.out))
     print(f"best training strategy: Beta({best.alpha:g}, {best.beta:g}) with FID {best.fid:.3f}; model {ckpt}")
 
 
@@ -177,7 +190,7 @@ def run_alternate(args) -> None:
     """Rounds of (training-strategy search, then generation-strategy search), as in the paper."""
     from autonat.strategy.files import save_strategy
 
-    out = Path(args.out)
+    out = check_search_out(args.out)
     _default_reference(args)
     strategy = _initial_strategy(args)
     summary = []
@@ -228,7 +241,7 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price", type=float, default=0.0,
                    help="compute-aware objective: add this much per forward pass of an image (unconditional passes "
                         "count at steps whose CFG is on)")
-    p.add_argument("--noise-seeds", type=int, default=3,
+    p.add_argument("--noise-seeds", type=nonnegative_int, default=3,
                    help="seed sets on which the start is scored to measure the objective's seed-to-seed std "
                         "(noise.json; default 3, 0 to skip)")
 

@@ -36,7 +36,7 @@ def is_disk_full(exc: BaseException, where: str | os.PathLike | None = None) -> 
         return True
     if any(word in str(exc) for word in _FULL_WORDS):
         return True
-    if where is not None and isinstance(exc, (OSError, RuntimeError)):
+    if where is not None and isinstance(exc, (OSError, RuntimeError)) and getattr(exc, "errno", None) is None:
         try:
             return shutil.disk_usage(Path(where)).free < (1 << 20)
         except OSError:
@@ -146,8 +146,22 @@ def check_writable(folder: str | os.PathLike) -> None:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise AutonatError(f"cannot create {folder}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise AutonatError(f"cannot write into {probe}: permission denied (choose an output location you can write)")
+    try:  # a real write: permissions alone miss read-only file systems, and root passes every access check
+        handle, name = tempfile.mkstemp(prefix=".autonat-probe-", dir=probe)
+    except OSError as exc:
+        reason = (exc.strerror or "not writable").lower()
+        raise AutonatError(f"cannot write into {probe}: {reason} (choose an output location you can write)") from None
+    os.close(handle)
+    os.unlink(name)
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, a file output whose path is a folder or whose folder cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise AutonatError(f"{path} is a folder; give a file path for this output (nothing was changed)")
+    check_writable(path.parent)
+    return path
 
 
 @contextlib.contextmanager
