@@ -154,6 +154,21 @@ def test_outputs_follow_the_umask(tmp_path):
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
 
 
+def test_weight_files_follow_the_umask_too(tmp_path):
+    import torch
+
+    from autonat.io.weights import save_safetensors
+
+    old = os.umask(0o022)
+    try:  # safetensors itself writes 0600, atomically or straight into a folder
+        save_safetensors({"w": torch.zeros(2)}, tmp_path / "a.safetensors")
+        save_safetensors({"w": torch.zeros(2)}, tmp_path / "b.safetensors", atomic=False)
+    finally:
+        os.umask(old)
+    for name in ("a", "b"):
+        assert (tmp_path / f"{name}.safetensors").stat().st_mode & 0o777 == 0o644
+
+
 # --------------------------------------------------------------------------- the command line
 def _recipe(tmp_path, folder):
     recipe = {

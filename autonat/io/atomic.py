@@ -70,9 +70,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp_path = Path(tmp)
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a user's files follow their umask
         try:
             yield tmp_path
+            follow_umask(tmp_path)  # after the write: mkstemp, and writers that replace the file, make 0600
             with open(tmp_path, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp_path, path)
@@ -92,6 +92,11 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     path = Path(path)
     old = path.read_text() if path.exists() else ""
     write_text(path, old + line.rstrip("\n") + "\n")
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give the file ``path`` the mode a user's new files get (0o666 less the umask), as ``open`` would."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def _umask() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from autonat.errors import AutonatError
-from autonat.io.atomic import atomic_path
+from autonat.io.atomic import atomic_path, follow_umask
 
 #: Prefixes added by DDP / ``torch.compile`` wrappers, stripped on reading.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -136,6 +136,7 @@ def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, *, atomic
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     if not atomic:
         safetensors.torch.save_file(tensors, str(path))
+        follow_umask(path)  # safetensors writes its files 0600
         return
     with atomic_path(path) as tmp:
         safetensors.torch.save_file(tensors, str(tmp))
