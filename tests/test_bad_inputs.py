@@ -77,6 +77,7 @@ ROWS = [
     ("train-flag-typo", "train --confg {cfg}", "--config"),
     # ------------------------------------------------------------------ sample
     ("sample-missing-checkpoint", "sample --checkpoint no_such_ckpt", "no_such_ckpt"),
+    ("sample-run-folder", "sample --checkpoint {run}", "the latest is"),
     ("sample-corrupt-config", "sample --checkpoint {corrupt_gen}", "config.json"),
     ("sample-out-folder", "sample --checkpoint {gen} --out {userdir}", "userdata"),
     ("sample-out-extension", "sample --checkpoint {gen} --out grid.gif", ".gif"),
@@ -199,6 +200,8 @@ def world(tmp_path_factory) -> dict:
     tok = write_tiny_tokenizer(root / "tok")
     cache = write_tiny_cache(root / "cache")
     gen = write_tiny_generator(root / "model")
+    run = root / "oldrun"  # a training run's folder, given where a checkpoint is wanted
+    shutil.copytree(gen, run / "checkpoints" / "step_2")
     corrupt = root / "corrupt" / "generator"
     shutil.copytree(gen, corrupt)
     (corrupt / "config.json").write_text("{not json")
@@ -226,6 +229,7 @@ def world(tmp_path_factory) -> dict:
     assert main(["fid-stats", str(images), "--out", str(stats), "--feature-extractor", "digits", "--no-progress"]) == 0
     return {"root": root, "cfg": cfg, "images": images, "userdir": userdir, "file": notes,
             "under_file": notes / "sub" / "out", "tok": tok, "cache": cache, "gen": gen, "corrupt_gen": corrupt,
+            "run": run,
             "broken_yaml": broken, "strategy2": strategy2, "strategy_eight": strategy_eight, "stats": stats,
             "ref": f"--reference {stats} --feature-extractor digits"}
 

@@ -75,11 +75,19 @@ def save_generator(path: str | Path, model: torch.nn.Module, config: UViTConfig,
         (tmp / CONFIG_FILE).write_text(json.dumps(info, indent=2))
 
 
+def _run_hint(path: Path) -> str:
+    """For a training run's folder given as a checkpoint: where its checkpoints are, naming the latest."""
+    steps = sorted((int(p.name[5:]), p) for p in (path / "checkpoints").glob("step_*")
+                   if p.name[5:].isdigit() and (p / CONFIG_FILE).exists())
+    if steps:
+        return f" (a training run keeps them under checkpoints/; the latest is {steps[-1][1]})"
+    return " (a training run keeps them under checkpoints/)" if (path / "checkpoints").is_dir() else ""
+
+
 def read_generator_config(path: str | Path) -> dict:
     path = Path(path)
     if not (path / CONFIG_FILE).exists():
-        hint = " (a training run keeps them under checkpoints/)" if (path / "checkpoints").is_dir() else ""
-        raise AutonatError(f"{path} is not a generator checkpoint: {CONFIG_FILE} is missing{hint}")
+        raise AutonatError(f"{path} is not a generator checkpoint: {CONFIG_FILE} is missing{_run_hint(path)}")
     try:
         info = json.loads((path / CONFIG_FILE).read_text())
     except json.JSONDecodeError as exc:
