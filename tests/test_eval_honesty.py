@@ -168,6 +168,8 @@ def test_eval_of_a_non_demo_checkpoint_with_digit_features_warns(tmp_path, stats
                  "--results", str(tmp_path / "r.jsonl"), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert err.count(WARNING) == 1 and str(ckpt) in err
+    record = json.loads((tmp_path / "r.jsonl").read_text())
+    assert record["feature_extractor"]["off_domain"] is True  # the results file says so too
 
 
 @pytest.mark.slow

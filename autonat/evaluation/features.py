@@ -175,8 +175,10 @@ class FeatureExtractor:
         return self.embed(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))[self.layers[metric]].shape[1]
 
     def describe(self) -> dict:
-        """What a results record says about the extractor."""
-        return {"name": self.name, "weights": self.weights, "layers": dict(self.layers)}
+        """What a results record says about the extractor; ``off_domain`` once the digit-features warning was given
+        (the score then means nothing, and the record keeps saying so after the terminal is gone)."""
+        off_domain = {"off_domain": True} if self.warned else {}
+        return {"name": self.name, "weights": self.weights, "layers": dict(self.layers), **off_domain}
 
 
 def resolve_name(name: str) -> str:
