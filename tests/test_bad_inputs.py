@@ -105,8 +105,7 @@ ROWS = [
     # ------------------------------------------------------------------ eval
     ("eval-n-zero", "eval --checkpoint {gen} {ref} -n 0", "at least 1"),
     ("eval-missing-checkpoint", "eval --checkpoint no_such_ckpt {ref}", "no_such_ckpt"),
-    ("eval-missing-reference", "eval --checkpoint {gen} --reference no_such.npz --feature-extractor digits",
-     "no_such.npz"),
+    ("eval-missing-reference", "eval --checkpoint {gen} --reference no_such.npz", "no_such.npz"),
     ("eval-results-folder", "eval --checkpoint {gen} {ref} -n 2 --results {userdir}", "userdata"),
     ("eval-results-read-only", "eval --checkpoint {gen} {ref} -n 2 --results /proc/e.jsonl",
      "/proc"),
@@ -120,6 +119,8 @@ ROWS = [
     ("fid-stats-out-read-only", "fid-stats {images} --out /proc/s.npz --feature-extractor digits", "/proc"),
     ("fid-stats-missing-source", "fid-stats no_such_images --out s.npz --feature-extractor digits",
      "no_such_images"),
+    ("fid-stats-mixed-sizes", "fid-stats {mixed} --out s.npz --feature-extractor digits --no-progress",
+     "10x12"),
     ("fid-stats-batch-zero", "fid-stats {images} --out s.npz --batch-size 0", "at least 1"),
     ("fid-stats-no-out", "fid-stats {images}", "--out"),
     # ------------------------------------------------------------------ search generation
@@ -129,6 +130,8 @@ ROWS = [
      "at least 1"),
     ("search-gen-n-eval-one", "search generation --checkpoint {gen} {ref} --out s --n-eval 1",
      "n-eval"),
+    ("search-gen-missing-reference", "search generation --checkpoint {gen} --reference no_such.npz --out s",
+     "no_such.npz"),
     ("search-gen-no-reference", "search generation --checkpoint {gen} --out s", "--reference"),
     ("search-gen-out-file", "search generation --checkpoint {gen} {ref} --out {file}",
      "notes.txt"),
@@ -191,6 +194,9 @@ def world(tmp_path_factory) -> dict:
             arr = rng.integers(0, 60, (8, 8, 3), dtype=np.uint8)
             arr[..., c] += 150
             Image.fromarray(arr).save(images / name / f"{i}.png")
+    mixed = root / "mixed"  # one image of another size
+    shutil.copytree(images, mixed)
+    Image.new("RGB", (10, 12)).save(mixed / "square" / "odd.png")
     userdir = root / "userdata"
     (userdir / "sub").mkdir(parents=True)
     (userdir / "thesis.txt").write_text("three years of work")
@@ -229,7 +235,7 @@ def world(tmp_path_factory) -> dict:
     assert main(["fid-stats", str(images), "--out", str(stats), "--feature-extractor", "digits", "--no-progress"]) == 0
     return {"root": root, "cfg": cfg, "images": images, "userdir": userdir, "file": notes,
             "under_file": notes / "sub" / "out", "tok": tok, "cache": cache, "gen": gen, "corrupt_gen": corrupt,
-            "run": run,
+            "run": run, "mixed": mixed,
             "broken_yaml": broken, "strategy2": strategy2, "strategy_eight": strategy_eight, "stats": stats,
             "ref": f"--reference {stats} --feature-extractor digits"}
 

@@ -47,10 +47,12 @@ class FolderImages:
 
     def batch(self, indices: Sequence[int]) -> torch.Tensor:
         images = [self._read(self.files[i]) for i in indices]
-        sizes = {tuple(x.shape) for x in images}
-        if len(sizes) > 1:
-            raise AutonatError(f"images under {self.files[0].parent} differ in size ({sorted(sizes)[:3]}); "
-                               "resize them to one size first")
+        first_of_size = {}
+        for i, x in zip(indices, images):
+            first_of_size.setdefault(tuple(x.shape), self.files[i])
+        if len(first_of_size) > 1:
+            examples = ", ".join(f"{path} is {shape[2]}x{shape[1]}" for shape, path in list(first_of_size.items())[:3])
+            raise AutonatError(f"images to score must share one size, but {examples}; resize them to one size first")
         return torch.stack(images)
 
     @staticmethod
@@ -150,6 +152,12 @@ def images_from_array(arr: np.ndarray, where: str) -> ArrayImages:
     return ArrayImages(arr)
 
 
+def check_source_exists(source: str | Path) -> None:
+    """One-line error unless ``source`` is ``demo:<split>`` or an existing folder or file."""
+    if not is_demo_reference(str(source)) and not Path(source).exists():
+        raise AutonatError(f"no such image folder or .npz file: {source}")
+
+
 def open_images(source: str | Path) -> ArrayImages | FolderImages:
     """An image folder, an ``.npz`` batch (``arr_0``), or ``demo:<split>``."""
     source = str(source)
@@ -158,8 +166,7 @@ def open_images(source: str | Path) -> ArrayImages | FolderImages:
     path = Path(source)
     if path.is_dir():
         return folder_images(path)
-    if not path.exists():
-        raise AutonatError(f"no such image folder or .npz file: {path}")
+    check_source_exists(path)
     with open_npz(path) as z:
         if npz_kind(z, path) != "images":
             raise AutonatError(f"{path} holds precomputed statistics (mu/sigma), not images; it can only be a "

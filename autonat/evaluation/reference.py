@@ -15,7 +15,7 @@ from autonat.evaluation.features import (
     default_extractor_name,
     resolve_name,
 )
-from autonat.evaluation.images import npz_kind, open_images, open_npz
+from autonat.evaluation.images import check_source_exists, npz_kind, open_images, open_npz
 from autonat.io.atomic import atomic_path
 
 
@@ -85,6 +85,7 @@ def choose_extractor(requested: str, reference: str | Path) -> str:
     Inception otherwise. An explicit extractor other than the recorded one is an
     error: features of two extractors cannot be compared.
     """
+    check_source_exists(reference)  # a missing file is named before any talk of extractors and their weights
     recorded = recorded_extractor(reference)
     if requested == "auto":
         return recorded or default_extractor_name(reference)
