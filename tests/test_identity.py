@@ -147,6 +147,20 @@ def test_a_search_directory_records_the_checkpoint_content(tmp_path):
         check_search_inputs(tmp_path / "s", changed)
 
 
+def test_a_search_that_fails_on_a_missing_reference_records_nothing_and_the_fixed_command_runs(
+        tmp_path, tiny_image_folder, capsys):
+    gen = write_tiny_generator(tmp_path / "m")
+    stats, out = tmp_path / "stats.npz", tmp_path / "s"
+    search = ["search", "generation", "--checkpoint", str(gen), "--reference", str(stats), "--out", str(out),
+              "--n-eval", "4", "--iterations", "1", "--steps", "2", "--method", "spsa", "--noise-seeds", "0"]
+    assert main(search) == 2 and "no such image folder or .npz file" in capsys.readouterr().err
+    assert not (out / "inputs.json").exists()  # only the compare ran: nothing recorded from the failed run
+    assert main(["fid-stats", str(tiny_image_folder), "--out", str(stats), "--feature-extractor", "digits",
+                 "--no-progress"]) == 0
+    assert main(search) == 0
+    assert json.loads((out / "inputs.json").read_text())["reference"] == str(stats.resolve())
+
+
 def test_a_training_search_resumed_with_other_train_steps_is_refused(tmp_path):
     def trial(alpha, beta):
         return (alpha - 4) ** 2 + beta

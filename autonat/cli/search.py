@@ -82,7 +82,7 @@ def generation_search(checkpoint, init, args, out: Path):
     config = _search_config(args)
     inputs = {**objective_inputs(checkpoint, args.reference), "metric": args.metric, "price": args.price}
     with run_lock(out):  # locked and checked before the reference and the model are loaded
-        check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config))
+        check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config), record=False)  # run() records
         objective = _objective(args, checkpoint)
         if args.price:
             objective = PricedObjective(objective, args.price)

@@ -166,9 +166,13 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 INPUTS_FILE = "inputs.json"
 
 
-def check_search_inputs(out_dir: str | Path, inputs: dict) -> None:
-    """Record what a search directory's search is made from on its first run; refuse other inputs later."""
-    check_identity(Path(out_dir) / INPUTS_FILE, inputs, f"the search in {out_dir}",
+def check_search_inputs(out_dir: str | Path, inputs: dict, record: bool = True) -> None:
+    """Record what a search directory's search is made from on its first run; refuse other inputs later.
+
+    ``record=False`` only compares: for the check before the inputs are loaded, so a run that fails on a
+    missing reference or checkpoint leaves no record that would refuse the corrected command.
+    """
+    check_identity(Path(out_dir) / INPUTS_FILE, inputs, f"the search in {out_dir}", record=record,
                    fix="give another --out for a new search (or the same inputs to resume this one)")
 
 
