@@ -113,6 +113,8 @@ ROWS = [
     ("eval-unknown-metric", "eval --checkpoint {gen} {ref} --metrics fidd", "fidd"),
     ("eval-unknown-extractor", "eval --checkpoint {gen} {ref} --feature-extractor vgg", "vgg"),
     ("eval-device-cuda", "eval --checkpoint {gen} {ref} --device cuda", "cuda"),
+    ("eval-images-a-jpeg", "eval --images {grid} {ref}", "not an .npz file"),
+    ("eval-reference-a-text-file", "eval --images {images} --reference {file}", "not an .npz file"),
     ("eval-both-sources", "eval --checkpoint {gen} --images {images} {ref}", "--images"),
     # ------------------------------------------------------------------ fid-stats
     ("fid-stats-out-folder", "fid-stats {images} --out {userdir} --feature-extractor digits", "userdata"),
@@ -201,6 +203,8 @@ def world(tmp_path_factory) -> dict:
     (userdir / "sub").mkdir(parents=True)
     (userdir / "thesis.txt").write_text("three years of work")
     (userdir / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    grid = root / "grid.jpg"  # one image where a folder or an .npz is wanted
+    Image.new("RGB", (8, 8)).save(grid)
     notes = root / "notes.txt"
     notes.write_text("precious")
     tok = write_tiny_tokenizer(root / "tok")
@@ -235,7 +239,7 @@ def world(tmp_path_factory) -> dict:
     assert main(["fid-stats", str(images), "--out", str(stats), "--feature-extractor", "digits", "--no-progress"]) == 0
     return {"root": root, "cfg": cfg, "images": images, "userdir": userdir, "file": notes,
             "under_file": notes / "sub" / "out", "tok": tok, "cache": cache, "gen": gen, "corrupt_gen": corrupt,
-            "run": run, "mixed": mixed,
+            "run": run, "mixed": mixed, "grid": grid,
             "broken_yaml": broken, "strategy2": strategy2, "strategy_eight": strategy_eight, "stats": stats,
             "ref": f"--reference {stats} --feature-extractor digits"}
 

@@ -1,6 +1,7 @@
 """Image sets to score: arrays, folders, .npz batches, the demo digits and generated samples."""
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -117,6 +118,10 @@ def open_npz(path: Path):
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as exc:  # missing, truncated, not a zip, pickled objects
+        # a JPEG or a text file given for an .npz: numpy's words (about pickled data) would mislead
+        if Path(path).suffix != ".npz" and Path(path).is_file() and not zipfile.is_zipfile(path):
+            raise AutonatError(f"{path} is not an .npz file; give an image folder, an .npz of images (arr_0) or "
+                               "one of statistics (mu, sigma)") from exc
         raise AutonatError(f"cannot read {path} as an .npz file: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise AutonatError(f"{path} is a single .npy array, not an .npz with arr_0 (images) or mu/sigma (statistics)")
