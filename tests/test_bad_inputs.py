@@ -46,7 +46,7 @@ ROWS = [
     ("tt-out-read-only", "train-tokenizer --config {cfg} --out /proc/autonat-tok", "/proc"),
     ("tt-device-cuda", "train-tokenizer --config {cfg} --device cuda", "cuda"),
     ("tt-device-misspelt", "train-tokenizer --config {cfg} --device cpux", "cpux"),
-    ("tt-flag-typo", "train-tokenizer --config {cfg} --ouy x", "--ouy"),
+    ("tt-flag-typo", "train-tokenizer --config {cfg} --ouy x", "--ouy (see `autonat train-tokenizer --help`)"),
     # ------------------------------------------------------------------ tokenize
     ("tok-out-user-folder", "tokenize --config {cfg} --out {userdir}", "not an autonat"),
     ("tok-out-dataset", "tokenize --config {cfg} --out {images}", "not an autonat"),
@@ -75,6 +75,7 @@ ROWS = [
     ("train-out-file", "train --config {cfg} train.out_dir={file}", "notes.txt"),
     ("train-out-read-only", "train --config {cfg} train.out_dir=/proc/autonat-run", "/proc"),
     ("train-flag-typo", "train --confg {cfg}", "--config"),
+    ("train-steps-as-a-flag", "train --config {cfg} --steps 10", "`autonat train --help`"),
     # ------------------------------------------------------------------ sample
     ("sample-missing-checkpoint", "sample --checkpoint no_such_ckpt", "no_such_ckpt"),
     ("sample-run-folder", "sample --checkpoint {run}", "the latest is"),
@@ -96,7 +97,7 @@ ROWS = [
     ("sample-missing-tokenizer", "sample --checkpoint {gen} --tokenizer no_such_tok", "no_such_tok"),
     ("sample-device-cuda", "sample --checkpoint {gen} --device cuda", "cuda"),
     ("sample-device-misspelt", "sample --checkpoint {gen} --device cpu0", "cpu0"),
-    ("sample-flag-typo", "sample --checkpoint {gen} --stepz 8", "--stepz"),
+    ("sample-flag-typo", "sample --checkpoint {gen} --stepz 8", "--stepz 8 (see `autonat sample --help`)"),
     # ------------------------------------------------------------------ demo
     ("demo-out-folder", "demo --out {userdir}", "userdata"),
     ("demo-out-extension", "demo --out grid.bmp", ".bmp"),
@@ -162,7 +163,7 @@ ROWS = [
     ("strategy-show-steps-zero", "strategy show cosine --steps 0", "at least 1"),
     ("strategy-show-plot-folder", "strategy show cosine --plot {userdir}", "userdata"),
     ("strategy-show-grid-zero", "strategy show cosine --grid 0 4", "grid"),
-    ("strategy-list-flag-typo", "strategy list --all", "--all"),
+    ("strategy-list-flag-typo", "strategy list --all", "--all (see `autonat strategy list --help`)"),
     # ------------------------------------------------------------------ convert
     ("convert-missing-weights", "convert --weights no_such.pth --out conv", "no_such.pth"),
     ("convert-not-weights", "convert --weights {file} --out conv", "notes.txt"),

@@ -17,7 +17,15 @@ from autonat.sampling.options import CFG_BATCHING, ORDERS, PRECISIONS
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line: ``autonat sample: error: ... (see --help)``."""
+    """An argument parser whose errors are one line: ``autonat sample: error: ... (see --help)``.
+
+    Each (sub)command's parser records itself as ``args.command_parser`` (the innermost wins), so an
+    unknown flag is reported by the command it was given to, with that command's help.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(command_parser=self)
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)

@@ -132,7 +132,9 @@ LAUNCHED = ("train", "eval", "fid-stats")
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand, whose --help lists its flags
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         _note_single_process(args.command)
         if getattr(args, "device", None) is not None:
