@@ -330,7 +330,7 @@ import time
 import autonat.cli.search as search_cli
 
 class SlowSyntheticFID:
-    """Stands in for FID (no checkpoint or reference needed); slow enough to be interrupted."""
+    """Stands in for FID (the checkpoint is never sampled); slow enough to be interrupted."""
     def __init__(self, *args, **kwargs):
         pass
     def __call__(self, strategy, seed):
@@ -344,8 +344,10 @@ search_cli.FIDObjective = SlowSyntheticFID
 @pytest.mark.slow
 def test_sigterm_during_a_generation_search_stops_at_a_step_boundary(tmp_path):
     out, log = tmp_path / "search", tmp_path / "search.log"
-    cmd = _driver(tmp_path, FAKE_FID) + ["search", "generation", "--checkpoint", "unused", "--out", str(out),
-                                         "--steps", "3", "--iterations", "1000", "--method", "spsa"]
+    from autonat.demo import DEMO_CHECKPOINT  # a real checkpoint: its inputs are recorded; FID is the fake above
+
+    cmd = _driver(tmp_path, FAKE_FID) + ["search", "generation", "--checkpoint", str(DEMO_CHECKPOINT),
+                                         "--out", str(out), "--steps", "3", "--iterations", "1000", "--method", "spsa"]
     proc = _start(cmd, tmp_path, log)
     _wait_for(lambda: _search_step(out) >= 1, proc, log)
     proc.send_signal(signal.SIGTERM)
