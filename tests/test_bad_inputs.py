@@ -110,6 +110,7 @@ ROWS = [
     ("eval-results-folder", "eval --checkpoint {gen} {ref} -n 2 --results {userdir}", "userdata"),
     ("eval-results-read-only", "eval --checkpoint {gen} {ref} -n 2 --results /proc/e.jsonl",
      "/proc"),
+    ("eval-results-a-binary-file", "eval --images {images} {ref} -n 2 --results {stats}", "not a text file"),
     ("eval-more-than-there-are", "eval --images {images} {ref} -n 1000", "1000"),
     ("eval-unknown-metric", "eval --checkpoint {gen} {ref} --metrics fidd", "fidd"),
     ("eval-unknown-extractor", "eval --checkpoint {gen} {ref} --feature-extractor vgg", "vgg"),
@@ -252,6 +253,7 @@ def test_a_bad_input_is_one_line_and_exit_2(row, world, tmp_path, monkeypatch, c
     _, argv, fragment = row
     monkeypatch.chdir(tmp_path)
     watched = {k: _snapshot(world[k]) for k in ("userdir", "images")}
+    stats = world["stats"].read_bytes()
     args = argv.format(**world).split()
     try:
         status = main(args)
@@ -264,6 +266,6 @@ def test_a_bad_input_is_one_line_and_exit_2(row, world, tmp_path, monkeypatch, c
     assert len(lines) == 1, err
     assert lines[0].startswith("autonat") and ": error: " in lines[0], lines[0]
     assert fragment in lines[0], lines[0]
-    assert world["file"].read_text() == "precious"
+    assert world["file"].read_text() == "precious" and world["stats"].read_bytes() == stats
     for k, before in watched.items():
         assert _snapshot(world[k]) == before, f"{k} changed"

@@ -125,9 +125,10 @@ def run_eval(args) -> dict | None:
         parse_metrics,
     )
     from autonat.evaluation.reference import load_reference
-    from autonat.io.atomic import check_output_file
+    from autonat.io.atomic import check_output_file, read_log
 
-    check_output_file(args.results)  # a folder or an unwritable place fails before any work
+    check_output_file(args.results)  # a folder, an unwritable place or a binary file fails before any work
+    read_log(args.results)
     state, extractor = _setup(args, args.reference)
     progress = not args.no_progress
     images, info = _images(args, extractor)  # before the reference's embedding: a bad -n fails at once

@@ -89,9 +89,17 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line to ``path`` by rewriting it atomically (small log files only)."""
+    write_text(path, read_log(path) + line.rstrip("\n") + "\n")
+
+
+def read_log(path: str | os.PathLike) -> str:
+    """The text of the log file ``path`` ('' if missing); anything but text is a one-line error, not appended to."""
     path = Path(path)
-    old = path.read_text() if path.exists() else ""
-    write_text(path, old + line.rstrip("\n") + "\n")
+    try:
+        return path.read_text() if path.exists() else ""
+    except UnicodeDecodeError:
+        raise AutonatError(f"{path} is not a text file, so nothing is appended to it; give another path "
+                           "(it was not changed)") from None
 
 
 def follow_umask(path: str | os.PathLike) -> None:
