@@ -97,6 +97,7 @@ ROWS = [
     ("sample-missing-tokenizer", "sample --checkpoint {gen} --tokenizer no_such_tok", "no_such_tok"),
     ("sample-device-cuda", "sample --checkpoint {gen} --device cuda", "cuda"),
     ("sample-device-misspelt", "sample --checkpoint {gen} --device cpu0", "cpu0"),
+    ("sample-seed-negative", "sample --checkpoint {gen} --seed -1", "at least 0"),
     ("sample-flag-typo", "sample --checkpoint {gen} --stepz 8", "--stepz 8 (see `autonat sample --help`)"),
     # ------------------------------------------------------------------ demo
     ("demo-out-folder", "demo --out {userdir}", "userdata"),
@@ -173,6 +174,7 @@ ROWS = [
      "load the checkpoint directory"),
     # ------------------------------------------------------------------ train-digit-classifier
     ("digits-epochs-zero", "train-digit-classifier --out dc --epochs 0", "at least 1"),
+    ("digits-seed-negative", "train-digit-classifier --out dc --seed -3", "at least 0"),
     ("digits-out-file", "train-digit-classifier --out {file} --epochs 1", "notes.txt"),
     ("digits-out-user-folder", "train-digit-classifier --out {userdir} --epochs 1", "userdata"),
 ]

@@ -117,7 +117,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-batching", default="auto", choices=CFG_BATCHING,
                    help="guided steps: conditional and unconditional passes as one batch or two passes; "
                         "auto = batched on CUDA, split on CPU (same speed there, less memory)")
-    p.add_argument("--seed", type=int, default=0, help="sample i is seeded from (seed, i) (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="sample i is seeded from (seed, i) (default 0)")
     add_batch_size_argument(p)
 
 

@@ -17,6 +17,7 @@ from autonat.cli.args import (
     add_feature_arguments,
     add_force_argument,
     add_generation_arguments,
+    nonnegative_int,
     positive_int,
     sampler_options,
 )
@@ -69,7 +70,7 @@ def add_eval_commands(sub) -> None:
     p = sub.add_parser("train-digit-classifier", help="train the demo's FID/IS digit classifier")
     p.add_argument("--out", help="output directory (default: the package's assets/digit_classifier)")
     p.add_argument("--epochs", type=positive_int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=run_train_digit_classifier)
 
 

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="sample a class-conditional grid from the shipped demo model")
     p.add_argument("--out", default="outputs/demo_grid.png", help="grid image: .png or .jpg/.jpeg")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--eval-samples", type=nonnegative_int, default=500,
                    help="samples per FID/IS score (0: skip scoring)")
     p.set_defaults(func=cmd_demo)
