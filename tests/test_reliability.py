@@ -599,7 +599,7 @@ def test_bad_checkpoints_give_one_line_errors(sampling_setup, tmp_path, capsys, 
     ({"remask_temp": [-1.0, 0.5]}, "remask_temp must be >= 0"),
     ({"sample_temp": [1.0, float("nan"), 1.0]}, "sample_temp holds NaN or infinite values"),
     ({"cfg_scale": [0.0, float("inf"), 1.0]}, "cfg_scale holds NaN or infinite values"),
-    ({"sample_temp": ["warm", 1.0, 1.0]}, "schedule values must be lists of numbers"),
+    ({"sample_temp": ["warm", 1.0, 1.0]}, "sample_temp must be a list of numbers, found 'warm'"),
 ])
 def test_bad_strategies_give_one_line_errors(sampling_setup, tmp_path, capsys, vectors, message):
     ckpt, _ = sampling_setup
