@@ -114,6 +114,7 @@ ROWS = [
     ("eval-results-a-binary-file", "eval --images {images} {ref} -n 2 --results {stats}", "not a text file"),
     ("eval-more-than-there-are", "eval --images {images} {ref} -n 1000", "1000"),
     ("eval-unknown-metric", "eval --checkpoint {gen} {ref} --metrics fidd", "fidd"),
+    ("eval-no-metric", "eval --images {images} {ref} --metrics ,", "names no metric"),
     ("eval-unknown-extractor", "eval --checkpoint {gen} {ref} --feature-extractor vgg", "vgg"),
     ("eval-device-cuda", "eval --checkpoint {gen} {ref} --device cuda", "cuda"),
     ("eval-images-a-jpeg", "eval --images {grid} {ref}", "not an .npz file"),
@@ -155,6 +156,11 @@ ROWS = [
      "{ref} trian.steps=2", "trian"),
     ("search-train-out-user-folder", "search training --strategy {strategy2} --config {cfg} --out {userdir} "
      "{ref}", "userdata"),
+    ("search-train-factor-zero", "search training --strategy {strategy2} --config {cfg} --out s {ref} "
+     "--factor 0", "--factor 1.5"),
+    ("search-train-factor-one", "search training --strategy {strategy2} --config {cfg} --out s {ref} "
+     "--factor 1", "above 1"),
+    ("search-gen-price-negative", "search generation --checkpoint {gen} {ref} --out s --price -1", ">= 0"),
     ("search-alt-rounds-zero", "search alternate --config {cfg} --out s {ref} --rounds 0",
      "at least 1"),
     ("search-alt-out-file", "search alternate --config {cfg} --out {file} {ref}", "notes.txt"),

@@ -55,6 +55,17 @@ def nonnegative_int(text: str) -> int:
     return _whole_number(text, least=0)
 
 
+def nonnegative_float(text: str) -> float:
+    """argparse type of a price or weight that cannot be negative: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)

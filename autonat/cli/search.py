@@ -15,6 +15,7 @@ from autonat.cli.args import (
     add_strategy_arguments,
     chosen_strategy,
     extractor_weights,
+    nonnegative_float,
     nonnegative_int,
     positive_int,
     sampler_options,
@@ -238,7 +239,7 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", type=positive_int, default=6, help="cma: candidates per generation (default 6)")
     p.add_argument("--sigma", type=float, default=1.0,
                    help="cma: initial step, in units of the family's typical steps (default 1)")
-    p.add_argument("--price", type=float, default=0.0,
+    p.add_argument("--price", type=nonnegative_float, default=0.0,
                    help="compute-aware objective: add this much per forward pass of an image (unconditional passes "
                         "count at steps whose CFG is on)")
     p.add_argument("--noise-seeds", type=nonnegative_int, default=3,

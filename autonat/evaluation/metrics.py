@@ -29,6 +29,8 @@ def parse_metrics(requested: str | Sequence[str] | None, reference: Reference) -
     names = requested.split(",") if isinstance(requested, str) else list(requested)
     names = [METRIC_ALIASES.get(m.strip().lower(), m.strip().lower()) for m in names if m.strip()]
     unknown = [m for m in names if m not in METRICS]
+    if not names:
+        raise AutonatError("--metrics names no metric; choose from fid, is, kid, pr (or leave it out for all)")
     if unknown:
         raise AutonatError(f"unknown metric(s) {unknown}; choose from fid, is, kid, pr")
     need_features = [m for m in names if m in ("kid", "prc")]

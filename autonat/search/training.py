@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from autonat.errors import AutonatError
 from autonat.io.atomic import write_text
 from autonat.io.lock import run_lock
 from autonat.search.generation import check_search_inputs
@@ -32,9 +33,14 @@ class LineSearchConfig:
 
     alpha: float = 12.0
     beta: float = 3.0
-    factor: float = 1.5  # multiplicative step
+    factor: float = 1.5  # multiplicative step: each coordinate is tried times factor and divided by it
     max_moves: int = 3  # per coordinate and direction
     min_value: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.factor > 1:
+            raise AutonatError(f"the line search's factor must be above 1 (each coordinate is multiplied and "
+                               f"divided by it), got {self.factor}; e.g. --factor 1.5")
 
 
 @dataclass
