@@ -44,6 +44,8 @@ def cmd_demo(args) -> None:
     from autonat.sampling.outputs import grid_format
 
     grid_format(args.out)  # a bad extension fails before any work
+    if args.eval_samples == 1:
+        raise AutonatError("--eval-samples must be 0 (no scoring) or at least 2 (FID needs two images)")
     run_demo(args)
 
 

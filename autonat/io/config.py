@@ -44,6 +44,8 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise AutonatError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except UnicodeDecodeError:  # an .npz, a checkpoint, an image given for a YAML file
+        raise AutonatError(f"{path} is not a text file, so it cannot be a {what} (YAML); check the path") from None
 
 
 def load_yaml(path: str | Path) -> dict:
