@@ -96,6 +96,7 @@ ROWS = [
     ("sample-strategy-binary", "sample --checkpoint {gen} --strategy {gen}/model.safetensors", "not a text file"),
     ("sample-missing-strategy", "sample --checkpoint {gen} --strategy no_such.yaml", "no_such.yaml"),
     ("sample-unknown-schedule", "sample --checkpoint {gen} --schedule cosin", "cosin"),
+    ("sample-corrupt-tokenizer", "sample --checkpoint {gen} --tokenizer {corrupt_tok} --force", "tokenizer.json"),
     ("sample-missing-tokenizer", "sample --checkpoint {gen} --tokenizer no_such_tok", "no_such_tok"),
     ("sample-device-cuda", "sample --checkpoint {gen} --device cuda", "cuda"),
     ("sample-device-misspelt", "sample --checkpoint {gen} --device cpu0", "cpu0"),
@@ -229,6 +230,8 @@ def world(tmp_path_factory) -> dict:
     corrupt = root / "corrupt" / "generator"
     shutil.copytree(gen, corrupt)
     (corrupt / "config.json").write_text("{not json")
+    corrupt_tok = shutil.copytree(tok, root / "corrupt" / "tokenizer")
+    (corrupt_tok / "tokenizer.json").write_text("{")
     recipe = {
         "data": {"source": str(images), "image_size": 8},
         "tokenizer": {"out_dir": str(tok), "steps": 2, "batch_size": 4, "restart_every": 10,
@@ -253,7 +256,7 @@ def world(tmp_path_factory) -> dict:
     assert main(["fid-stats", str(images), "--out", str(stats), "--feature-extractor", "digits", "--no-progress"]) == 0
     return {"root": root, "cfg": cfg, "images": images, "userdir": userdir, "file": notes,
             "under_file": notes / "sub" / "out", "tok": tok, "cache": cache, "gen": gen, "corrupt_gen": corrupt,
-            "run": run, "mixed": mixed, "grid": grid,
+            "corrupt_tok": corrupt_tok, "run": run, "mixed": mixed, "grid": grid,
             "broken_yaml": broken, "strategy2": strategy2, "strategy_eight": strategy_eight, "stats": stats,
             "ref": f"--reference {stats} --feature-extractor digits"}
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import re
 import types
 import typing
@@ -46,6 +47,15 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
         raise AutonatError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     except UnicodeDecodeError:  # an .npz, a checkpoint, an image given for a YAML file
         raise AutonatError(f"{path} is not a text file, so it cannot be a {what} (YAML); check the path") from None
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """Parse one of the toolkit's own JSON files; a corrupt (truncated, hand-edited) one is a one-line error."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise AutonatError(f"{path} is corrupt ({str(exc).splitlines()[0]}); {fix}") from None
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from autonat.io.atomic import write_text
+from autonat.io.config import read_json
 from autonat.sampling.options import SamplerOptions
 from autonat.search.generation import Objective
 from autonat.strategy.core import Strategy
@@ -83,7 +84,7 @@ def load_or_measure_noise(out_dir: str | Path, objective: Objective, strategy: S
     """The noise estimate in ``out_dir/noise.json``, measured (``k`` seed sets) and written when missing."""
     path = Path(out_dir) / NOISE_FILE
     if path.exists():
-        stored = NoiseEstimate(**json.loads(path.read_text()))
+        stored = NoiseEstimate(**read_json(path, "delete it to measure the noise again"))
         if stored.n_eval == n_eval and len(stored.values) == k:
             return stored
     estimate = measure_noise(objective, strategy, n_eval, noise_seeds(base_seed, k))

@@ -20,6 +20,7 @@ from typing import Callable
 
 from autonat.errors import AutonatError
 from autonat.io.atomic import write_text
+from autonat.io.config import read_json
 from autonat.io.lock import run_lock
 from autonat.search.generation import check_search_inputs
 
@@ -63,7 +64,7 @@ class TrainingStrategySearch:
         self.inputs = inputs or {}
         self.trials: list[Trial] = []
         if self.file.exists():
-            self.trials = [Trial(**t) for t in json.loads(self.file.read_text())]
+            self.trials = [Trial(**t) for t in read_json(self.file, "move it away to run the trials again")]
 
     @property
     def file(self) -> Path:

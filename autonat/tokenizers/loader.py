@@ -1,12 +1,12 @@
 """The one tokenizer loader: our tokenizer directories and released checkpoints."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from autonat.errors import AutonatError
+from autonat.io.config import read_json
 from autonat.tokenizers.base import TOKENIZER_FILE, WEIGHTS_FILE
 
 
@@ -38,7 +38,7 @@ def _load_native(path: Path) -> torch.nn.Module:
     meta_file = path / TOKENIZER_FILE
     if not meta_file.exists():
         raise AutonatError(f"{path} is not a tokenizer directory: {TOKENIZER_FILE} is missing")
-    meta = json.loads(meta_file.read_text())
+    meta = read_json(meta_file, "restore the tokenizer folder, or train it again with `autonat train-tokenizer`")
     kind = meta.get("kind")
     if kind == "taming-vqgan":
         from autonat.tokenizers.taming import VQGAN, VQGANConfig
