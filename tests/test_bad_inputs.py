@@ -15,6 +15,7 @@ artefacts built once for the module by :func:`world`.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -23,8 +24,8 @@ import pytest
 import yaml
 from helpers import write_tiny_cache, write_tiny_generator, write_tiny_tokenizer
 
-#: (id, argv with placeholders, fragment the one error line must contain). ``{userdir}`` rows also
-#: check the user's folder is intact; ``{images}`` rows check the image folder is.
+#: (id, argv with placeholders, fragment (placeholders too) the one error line must contain). After every row the
+#: user's folder, the image folder, ``notes.txt`` and the statistics file are checked to be untouched.
 ROWS = [
     # ------------------------------------------------------------------ the command itself
     ("unknown-subcommand", "trian --config {cfg}", "invalid choice: 'trian'"),
@@ -149,6 +150,7 @@ ROWS = [
      "userdata"),
     ("search-gen-missing-checkpoint", "search generation --checkpoint no_such_ckpt {ref} --out s",
      "no_such_ckpt"),
+    ("search-gen-resumed-with-a-typo", "search generation --checkpoint {gen}x {ref} --out {search}", "{gen}x"),
     ("search-gen-strategy-eight", "search generation --checkpoint {gen} {ref} --out s "
      "--strategy {strategy_eight}", "eight"),
     # ------------------------------------------------------------------ search training / alternate
@@ -252,11 +254,14 @@ def world(tmp_path_factory) -> dict:
                          "cfg_scale: [0.0, 0.0]\n")
     strategy_eight = root / "eight.yaml"
     strategy_eight.write_text(strategy2.read_text().replace("steps: 2", "steps: eight"))
+    search = root / "search"  # an earlier search, resumed with a mistyped checkpoint
+    search.mkdir()
+    (search / "inputs.json").write_text(json.dumps({"checkpoint": str(gen.resolve())}))
     stats = root / "stats.npz"
     assert main(["fid-stats", str(images), "--out", str(stats), "--feature-extractor", "digits", "--no-progress"]) == 0
     return {"root": root, "cfg": cfg, "images": images, "userdir": userdir, "file": notes,
             "under_file": notes / "sub" / "out", "tok": tok, "cache": cache, "gen": gen, "corrupt_gen": corrupt,
-            "corrupt_tok": corrupt_tok, "run": run, "mixed": mixed, "grid": grid,
+            "corrupt_tok": corrupt_tok, "run": run, "search": search, "mixed": mixed, "grid": grid,
             "broken_yaml": broken, "strategy2": strategy2, "strategy_eight": strategy_eight, "stats": stats,
             "ref": f"--reference {stats} --feature-extractor digits"}
 
@@ -266,6 +271,7 @@ def test_a_bad_input_is_one_line_and_exit_2(row, world, tmp_path, monkeypatch, c
     from autonat.cli.main import main
 
     _, argv, fragment = row
+    fragment = fragment.format(**world)
     monkeypatch.chdir(tmp_path)
     watched = {k: _snapshot(world[k]) for k in ("userdir", "images")}
     stats = world["stats"].read_bytes()

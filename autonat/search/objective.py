@@ -16,9 +16,10 @@ def reference_identity(reference: str | Path) -> str:
 
 def objective_inputs(checkpoint: str | Path, reference: str | Path) -> dict:
     """What an FID objective is made from: the checkpoint (path and weights' fingerprint) and the reference."""
-    from autonat.generator.checkpoint import WEIGHTS_FILE
+    from autonat.generator.checkpoint import WEIGHTS_FILE, read_generator_config
     from autonat.tokenizers.base import fingerprint
 
+    read_generator_config(checkpoint)  # a mistyped checkpoint is named before a search compares its inputs
     weights = Path(checkpoint) / WEIGHTS_FILE  # missing: loading the checkpoint says so in one line
     return {"checkpoint": str(Path(checkpoint).resolve()),
             "checkpoint_fingerprint": fingerprint(weights) if weights.is_file() else None,
