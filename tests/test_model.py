@@ -29,9 +29,9 @@ def test_block_count_and_skips():
 
 
 def test_named_sizes_match_paper():
-    s, l = named_config("autonat-s"), named_config("autonat-l")
-    assert (s.depth + 1, s.width) == (13, 512)
-    assert (l.depth + 1, l.width, l.num_heads) == (25, 768, 8)
+    small, large = named_config("autonat-s"), named_config("autonat-l")
+    assert (small.depth + 1, small.width) == (13, 512)
+    assert (large.depth + 1, large.width, large.num_heads) == (25, 768, 8)
 
 
 def test_bad_configs_rejected():

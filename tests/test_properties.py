@@ -93,7 +93,8 @@ def test_invalid_strategies_are_refused(vectors):
 
 
 @SETTINGS
-@given(strategy=valid_strategies(), seed=st.integers(0, 2**31), order=st.sampled_from(["confidence", "random", "halton"]),
+@given(strategy=valid_strategies(), seed=st.integers(0, 2**31),
+       order=st.sampled_from(["confidence", "random", "halton"]),
        labels=st.lists(st.integers(0, 3), min_size=1, max_size=3))
 def test_sampler_invariants_hold_for_any_valid_strategy(tiny_model, strategy, seed, order, labels):
     _check_invariants(tiny_model, strategy, seed, order, labels)

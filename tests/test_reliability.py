@@ -511,7 +511,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     run = tmp_path / "run"
     cfg = _write_recipe(tmp_path, write_tiny_cache(tmp_path / "cache"), run, steps=10, checkpoint_every=5)
     assert main(["train", "--config", str(cfg)]) == 2
-    _one_line_error(capsys, f"loss became {bad} at step 7", f"last good checkpoint is kept: {run / 'checkpoints' / 'step_5'}")
+    _one_line_error(capsys, f"loss became {bad} at step 7",
+                    f"last good checkpoint is kept: {run / 'checkpoints' / 'step_5'}")
     assert RunDir(run).latest_state()[0] == 5
     load_generator(run / "checkpoints" / "step_5")
 
@@ -604,7 +605,8 @@ def test_bad_checkpoints_give_one_line_errors(sampling_setup, tmp_path, capsys, 
 def test_bad_strategies_give_one_line_errors(sampling_setup, tmp_path, capsys, vectors, message):
     ckpt, _ = sampling_setup
     strategy = _strategy_file(tmp_path, **vectors)
-    assert main(["sample", "--checkpoint", str(ckpt), "--strategy", str(strategy), "--out", str(tmp_path / "g.png")]) == 2
+    assert main(["sample", "--checkpoint", str(ckpt), "--strategy", str(strategy),
+                 "--out", str(tmp_path / "g.png")]) == 2
     _one_line_error(capsys, message, str(strategy))
 
 

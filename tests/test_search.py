@@ -79,7 +79,8 @@ def test_interrupted_search_resumes_on_the_same_trajectory(tmp_path):
     cfg = SearchConfig(steps=6, seed=3, common_random_numbers=False)
     StrategySearch(objective, init, cfg, tmp_path / "a", 5).run(progress=False)
     calls = []
-    StrategySearch(objective, init, cfg, tmp_path / "b", 5).run(progress=False, stop=lambda: calls.append(1) or len(calls) == 2)
+    StrategySearch(objective, init, cfg, tmp_path / "b", 5).run(progress=False,
+                                                                stop=lambda: calls.append(1) or len(calls) == 2)
     assert len(StrategySearch(objective, init, cfg, tmp_path / "b", 5).history()) == 2
     resumed = StrategySearch(objective, init, cfg, tmp_path / "b", 5)
     resumed.run(progress=False)
