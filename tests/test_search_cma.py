@@ -174,13 +174,16 @@ class _SyntheticFID:
 
 
 def test_search_generation_cma_command(tmp_path, monkeypatch, capsys):
+    from helpers import write_tiny_generator
+
     import autonat.cli.search as search_cli
     from autonat.cli.main import main
     from autonat.strategy.files import load_strategy
 
     monkeypatch.setattr(search_cli, "FIDObjective", _SyntheticFID)
     out = tmp_path / "s"
-    args = ["search", "generation", "--checkpoint", str(tmp_path / "unused"), "--reference", "demo:train",
+    unused = write_tiny_generator(tmp_path)  # recorded in inputs.json, never sampled (the objective is synthetic)
+    args = ["search", "generation", "--checkpoint", str(unused), "--reference", "demo:train",
             "--steps", "4", "--method", "cma", "--iterations", "3", "--population", "4", "--n-eval", "10",
             "--price", "0.01", "--noise-seeds", "3", "--out", str(out)]
     assert main(args) == 0
