@@ -180,7 +180,7 @@ def test_tokenize_records_class_names_and_keeps_the_id_of_an_empty_class(tmp_pat
     cfg = tmp_path / "recipe.yaml"
     cfg.write_text(yaml.safe_dump({"data": {"source": str(root), "image_size": 8}}))
     assert main(["tokenize", "--config", str(cfg), "--tokenizer", str(tok), "--out", str(tmp_path / "c2")]) == 0
-    assert "warning: class folder(s) empty hold no images; their class ids are kept" in capsys.readouterr().out
+    assert "autonat: warning: class folder(s) empty hold no images; their class ids are kept" in capsys.readouterr().err
 
 
 def test_demo_class_names_are_the_digits():
@@ -252,7 +252,7 @@ def test_tokenize_says_when_images_sit_outside_the_class_folders(tmp_path, capsy
     cfg = tmp_path / "recipe.yaml"
     cfg.write_text(yaml.safe_dump({"data": {"source": str(root), "image_size": 8}}))
     assert main(["tokenize", "--config", str(cfg), "--tokenizer", str(tok), "--out", str(tmp_path / "c")]) == 0
-    assert f"warning: 2 image(s) directly in {root} are in no class folder" in capsys.readouterr().out
+    assert f"autonat: warning: 2 image(s) directly in {root} are in no class folder" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- 5. large images

@@ -1,6 +1,8 @@
 """``autonat train-tokenizer`` and ``autonat tokenize``: parsing and wiring."""
 from __future__ import annotations
 
+import sys
+
 from autonat.errors import AutonatError
 
 
@@ -64,10 +66,10 @@ def _report_image_problems(cache: str) -> None:
               f"{', '.join(files[:3])} (--strict-images makes this an error)")
     if meta.get("empty_classes"):
         names = meta["empty_classes"]
-        print(f"warning: class folder(s) {', '.join(names)} hold no images; their class ids are kept "
-              "(the generator never sees them)")
+        print(f"autonat: warning: class folder(s) {', '.join(names)} hold no images; their class ids are kept "
+              "(the generator never sees them)", file=sys.stderr)
     if meta.get("loose_images"):
-        print(f"warning: {meta['loose_images']} image(s) directly in {meta.get('source')} are in no class folder "
-              "and were not read (put them in <class>/)")
+        print(f"autonat: warning: {meta['loose_images']} image(s) directly in {meta.get('source')} are in no "
+              "class folder and were not read (put them in <class>/)", file=sys.stderr)
     if meta.get("upscaled_images"):
         print(f"upscaled {meta['upscaled_images']} image(s) smaller than the tokenizer's input size")
