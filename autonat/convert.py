@@ -52,7 +52,7 @@ def convert(request: ConvertRequest) -> str:
 
 
 def convert_tokenizer(request: ConvertRequest, state: dict, kind: str) -> None:
-    """Write a tokenizer directory that :func:`autonat.tokenizer.load_tokenizer` reads without a config."""
+    """Write a tokenizer directory that :func:`autonat.tokenizers.loader.load_tokenizer` reads without a config."""
     from autonat.tokenizers.base import fingerprint
     from autonat.tokenizers.training import save_tokenizer
 

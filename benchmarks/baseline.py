@@ -2,7 +2,7 @@
 
 It mirrors how the official AutoNAT code (LeapLabTHU/ImprovedNAT: ``libs/nat_model.py``,
 ``libs/nat_misc.py``, ``train.py``, ``utils.py``) spends time, on the very
-same network and weights as :class:`autonat.model.UViT`:
+same network and weights as :class:`autonat.generator.uvit.UViT`:
 
 * attention by hand: ``softmax(q @ k^T * scale) @ v`` (its non-xformers path);
 * classifier-free guidance as two separate forward passes at *every* step,

@@ -68,7 +68,7 @@ MODULE = "benchmarks.bench_sampler"
 
 #: Variants of the ablation table: what each one changes relative to ours.
 ABLATIONS = {
-    "ours": "autonat.sampler as shipped (CPU: fp32, split CFG passes; CUDA: bf16 autocast, batched CFG passes)",
+    "ours": "the sampler as shipped (CPU: fp32, split CFG passes; CUDA: bf16 autocast, batched CFG passes)",
     "ours-manual-attn": "without scaled_dot_product_attention (attention by hand)",
     "ours-batched-cfg": "conditional and unconditional rows in one forward pass "
                         "(cfg_batching='batched'; CUDA's default)",

@@ -1,6 +1,6 @@
 """Tokenizer speed: MaskGIT VQGAN encode and decode images/s at 256x256, and peak memory.
 
-The network is :class:`autonat.maskgit_vqgan.MaskGITVQGAN` (the released
+The network is :class:`autonat.tokenizers.maskgit.MaskGITVQGAN` (the released
 ``vq-f16-jax`` architecture) with seeded random weights: speed does not
 depend on the weights. Each (operation, precision, batch) runs in a fresh
 process so its peak memory is its own.

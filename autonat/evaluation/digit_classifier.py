@@ -3,7 +3,7 @@
 Inception-v3 features say little about 32x32 grey digits and cost seconds per
 batch on a CPU, so the demo measures FID and IS in the feature space of this
 classifier instead (its penultimate layer for FID/KID/precision-recall, its
-logits for IS; see :mod:`autonat.features`). It is trained on the demo's
+logits for IS; see :mod:`autonat.evaluation.features`). It is trained on the demo's
 ``train`` split only, with light affine augmentation; the ``heldout`` split is
 used solely to report its accuracy, never to train or select it.
 
@@ -102,7 +102,7 @@ class DigitNet(nn.Module):
 
 # --------------------------------------------------------------------------- data
 def _grey(dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """A :class:`~autonat.data.DemoDigits` split as ``([N, 1, 32, 32] in [0, 1], labels [N])``."""
+    """A :class:`~autonat.data.demo.DemoDigits` split as ``([N, 1, 32, 32] in [0, 1], labels [N])``."""
     return dataset.images[:, :1].contiguous(), torch.as_tensor(dataset.labels, dtype=torch.long)
 
 

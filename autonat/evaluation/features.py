@@ -6,7 +6,7 @@ Two extractors are offered, both created by torch-fidelity's own factory:
   network the papers' FID and IS use. Its weights never come from the network
   here: pass ``--inception-weights PATH`` (or keep the file in the torch hub
   cache, where torch-fidelity would have put it).
-* ``autonat-digits``: the demo's digit classifier (:mod:`autonat.digit_classifier`),
+* ``autonat-digits``: the demo's digit classifier (:mod:`autonat.evaluation.digit_classifier`),
   registered with torch-fidelity as a feature extractor: penultimate features
   for FID, KID and precision/recall, logits for IS.
 

@@ -71,7 +71,7 @@ class FolderImages:
 
 @dataclass
 class GeneratedImages:
-    """Samples of a :class:`~autonat.generate.Pipeline`; sample ``i`` is seeded from ``(seed, i)``."""
+    """Samples of a :class:`~autonat.sampling.pipeline.Pipeline`; sample ``i`` is seeded from ``(seed, i)``."""
 
     pipeline: Any
     strategy: Any

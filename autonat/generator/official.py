@@ -14,7 +14,7 @@ from autonat.io.weights import read_state_dict
 
 # --------------------------------------------------------------------------- AutoNAT generator
 
-#: Official (``libs/nat_model.py``) key prefixes and ours (:mod:`autonat.model`), in order of matching.
+#: Official (``libs/nat_model.py``) key prefixes and ours (:mod:`autonat.generator.uvit`), in order of matching.
 UVIT_RENAMES: tuple[tuple[str, str], ...] = (
     ("token_emb.word_embeddings.", "token_embed.tokens."),
     ("token_emb.position_embeddings.", "token_embed.positions."),

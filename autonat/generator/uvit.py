@@ -7,7 +7,7 @@ The output head is tied to the token embedding table (BERT's "MLM layer").
 
 The math follows the official AutoNAT U-ViT (LeapLabTHU/ImprovedNAT,
 ``libs/nat_model.py``) so that its released weights load by renaming keys
-(see :mod:`autonat.released`): token plus position embedding, LayerNorm
+(see :mod:`autonat.generator.official`): token plus position embedding, LayerNorm
 (eps 1e-6) and dropout; pre-norm blocks with bias-free qkv; a final
 LayerNorm; a head over ``codebook_size + 1`` entries sliced to the codebook.
 """

@@ -8,7 +8,7 @@ noise scaled by ``remask_temp`` is added to the scores and the least confident
 ``masked_counts[t]`` positions are masked again. This is MaskGIT's decoding
 with AutoNAT's four per-step schedule vectors (see :mod:`autonat.strategy`).
 
-With an order policy (``SamplerOptions.order``, see :mod:`autonat.order`) the
+With an order policy (``SamplerOptions.order``, see :mod:`autonat.sampling.order`) the
 positions decoded at each step follow a fixed random or Halton order instead of
 the confidences; the masked counts stay those of the strategy.
 

@@ -1,7 +1,7 @@
 """The field's published sampling schedules, expressed as our four per-step vectors.
 
 Every masked-generative codebase names and shapes its sampling knobs
-differently; a per-step :class:`~autonat.strategy.Strategy` can hold all of
+differently; a per-step :class:`~autonat.strategy.core.Strategy` can hold all of
 them. Each builder here takes the number of steps ``T`` and returns a
 validated strategy; its docstring cites the paper or code it follows.
 

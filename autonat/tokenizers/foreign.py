@@ -76,7 +76,7 @@ def maskgit_config_from_state(state: dict[str, torch.Tensor], path: Path | str =
 
 
 def taming_vqgan_from_state(state: dict[str, torch.Tensor], config, path: Path | str = "state dict"):
-    """A taming VQGAN (:class:`autonat.vqgan.VQGAN`) from a Lightning ``state_dict``, loss weights dropped."""
+    """A taming VQGAN (:class:`~autonat.tokenizers.taming.VQGAN`) from a Lightning ``state_dict``, no loss weights."""
     from autonat.tokenizers.taming import VQGAN
 
     kept = {k: v for k, v in state.items() if not k.startswith(TAMING_TRAINING_PREFIXES)}
@@ -90,7 +90,7 @@ def _config_summary(config) -> str:
 
 
 def read_taming_config(path: str | Path):
-    """A :class:`~autonat.vqgan.VQGANConfig` from a taming ``model.yaml`` or a JSON/YAML of the same fields.
+    """A :class:`~autonat.tokenizers.taming.VQGANConfig` from a taming ``model.yaml`` or a JSON/YAML of the same fields.
 
     Accepted: taming's ``model: {target, params: {ddconfig, n_embed, embed_dim}}``,
     ``params`` alone, our ``tokenizer.json``, or a flat mapping of VQGANConfig fields.

@@ -21,7 +21,7 @@ for loading and for the numbers it produces:
 The module names below reproduce the released checkpoint's keys
 (``encoder.down.0.block.0.conv1.weight``, ``encoder.mid.block_1...``,
 ``decoder.up.1.upsample.conv.bias``, ``quantize.embedding.weight``) so the
-file loads strictly; :mod:`autonat.released` detects and reads it.
+file loads strictly; :mod:`autonat.tokenizers.foreign` detects and reads it.
 """
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ class Decoder(nn.Module):
 
 
 class MaskGITVQGAN(GridTokenizer):
-    """MaskGIT VQGAN with the :class:`~autonat.tokenizer.Tokenizer` interface.
+    """MaskGIT VQGAN with the :class:`~autonat.tokenizers.base.Tokenizer` interface.
 
     ``MaskGITVQGAN()`` is the released ``vq-f16-jax`` architecture; pass a
     :class:`MaskGITVQGANConfig` for other sizes (tests use small ones).

@@ -93,7 +93,7 @@ class Quantizer(nn.Module):
 
 
 class VQGAN(GridTokenizer):
-    """taming-style VQGAN with the :class:`~autonat.tokenizer.Tokenizer` interface."""
+    """taming-style VQGAN with the :class:`~autonat.tokenizers.base.Tokenizer` interface."""
 
     kind = "taming-vqgan"
 
