@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from autonat.errors import AutonatError
 
@@ -86,3 +88,84 @@ def single_process_note(env: Mapping[str, str] | None = None) -> str | None:
         return ("note: `accelerate launch --num_processes K` started one process (no --multi_gpu); add "
                 "--multi_gpu (it works on the CPU too) or use torchrun --nproc_per_node K to share the work")
     return None
+
+
+# --------------------------------------------------------------------------- bf16 on the CPU
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+"""/proc/cpuinfo flags of bf16 arithmetic: x86 AVX512-BF16 and AMX-BF16, Arm's BF16 (its ``Features`` line)."""
+
+BF16_CPU_SLOWDOWN = {"sampling": "4x", "training": "40x"}
+"""bf16 autocast against fp32 on a 2-core AVX2 CPU without bf16 instructions (issue 19's measurement)."""
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The instruction-set flags of the first CPU listed in ``cpuinfo``, None where it cannot be read.
+
+    Reads the ``flags`` line (x86) or the ``Features`` line (Arm) of Linux's
+    /proc/cpuinfo; other systems have no such file.
+    """
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return None
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool | None:
+    """Whether this CPU has bf16 instructions; None when it cannot tell.
+
+    True when ``flags`` (default: :func:`cpu_flags`) hold one of
+    :data:`BF16_CPU_FLAGS`. Without /proc/cpuinfo it asks torch's own CPU
+    probe (``torch.cpu._is_avx512_bf16_supported`` and
+    ``_is_amx_tile_supported``, x86 only) and, where torch has none, says None.
+    """
+    flags = cpu_flags() if flags is None else flags
+    if flags is not None:
+        return any(flag in flags for flag in BF16_CPU_FLAGS)
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if not any(probes):
+        return None
+    return any(probe() for probe in probes if probe is not None)
+
+
+def cpu_instruction_set() -> str:
+    """The CPU's instruction set as benchmark tables name it, e.g. ``AVX512, with bf16 (avx512_bf16)``.
+
+    The first part is torch's vector kernel level
+    (``torch.backends.cpu.get_cpu_capability()``: DEFAULT, AVX2, AVX512, ...),
+    the second what :func:`cpu_has_bf16` finds.
+    """
+    import torch
+
+    flags = cpu_flags() or frozenset()
+    found = [flag for flag in BF16_CPU_FLAGS if flag in flags]
+    has = cpu_has_bf16()
+    bf16 = f"with bf16 ({', '.join(found)})" if found else {True: "with bf16", False: "no bf16 instructions",
+                                                            None: "bf16 instructions unknown"}[has]
+    return f"{torch.backends.cpu.get_cpu_capability()}, {bf16}"
+
+
+def bf16_cpu_warning(workload: str, fix: str) -> str | None:
+    """The one-line warning for bf16 ``workload`` (``sampling`` or ``training``) on a CPU without bf16 instructions.
+
+    None when the CPU has them or cannot tell. bf16 is kept (the user asked
+    for it, and its numbers differ from fp32's), the warning names the cost.
+    """
+    if cpu_has_bf16() is not False:
+        return None
+    return (f"autonat: warning: bf16 {workload} on a CPU without bf16 instructions "
+            f"({', '.join(BF16_CPU_FLAGS)} absent): measured {BF16_CPU_SLOWDOWN[workload]} slower "
+            f"than fp32 on such a CPU; {fix}")
+
+
+def warn_bf16_cpu(workload: str, fix: str) -> None:
+    """Print :func:`bf16_cpu_warning` to stderr when it applies."""
+    warning = bf16_cpu_warning(workload, fix)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)

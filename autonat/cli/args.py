@@ -124,7 +124,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
                         "random or Halton order over the token grid")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="generator arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU (default); bf16 is "
-                        "also faster on CPUs with bf16 instructions, with slightly different samples")
+                        "also faster on CPUs with bf16 instructions (avx512_bf16, amx_bf16), with slightly "
+                        "different samples, and about 4x slower on CPUs without them (a warning says so)")
     p.add_argument("--cfg-batching", default="auto", choices=CFG_BATCHING,
                    help="guided steps: conditional and unconditional passes as one batch or two passes; "
                         "auto = batched on CUDA, split on CPU (same speed there, less memory)")

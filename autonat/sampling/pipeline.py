@@ -23,6 +23,7 @@ from tqdm import tqdm
 from autonat.data.tokenization import verify_tokenizer
 from autonat.errors import AutonatError
 from autonat.generator.checkpoint import Generator, load_generator
+from autonat.runtime import warn_bf16_cpu
 from autonat.sampling.options import PRECISIONS
 from autonat.sampling.sampler import (
     SamplerOptions,
@@ -48,6 +49,8 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         autocast_dtype(self.precision, self.device)  # reject a bad name before any work
+        if self.precision == "bf16" and torch.device(self.device).type == "cpu":
+            warn_bf16_cpu("sampling", "use --precision fp32 (or auto, fp32 on a CPU)")
 
     @classmethod
     def load(cls, checkpoint: str | Path, tokenizer: str | Path | None = None,
@@ -137,7 +140,9 @@ def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | 
 
     Full precision stays the CPU default because it keeps CPU samples exactly
     those of the plain sampler; ``bf16`` on a CPU with bf16 instructions
-    (AVX512-BF16, AMX) is faster but changes the numbers slightly.
+    (AVX512-BF16, AMX) is faster but changes the numbers slightly, and on a
+    CPU without them it is several times slower (the pipeline warns, see
+    :func:`autonat.runtime.bf16_cpu_warning`).
     """
     if precision not in PRECISIONS:
         raise AutonatError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")

@@ -49,6 +49,7 @@ from autonat.io.config import (
     require_positive,
 )
 from autonat.io.lock import LOCK_FILE
+from autonat.runtime import warn_bf16_cpu
 from autonat.tokenizers.training import TokenizerTrainConfig
 from autonat.training.masking import MaskingConfig
 
@@ -279,10 +280,14 @@ def resolve_mixed_precision(name: str) -> str:
 
     ``auto`` is bf16 autocast on CUDA devices that support it (1.6-1.8x the
     fp32 step in benchmarks/bench_training.py) and full precision elsewhere,
-    so CPU runs stay exactly reproducible.
+    so CPU runs stay exactly reproducible. ``bf16`` on a CPU (training runs
+    on the CPU when there is no CUDA) without bf16 instructions is kept but
+    warned about: a step there is tens of times slower than in fp32.
     """
     if name not in MIXED_PRECISIONS:
         raise AutonatError(f"unknown train.mixed_precision {name!r}; choose one of {', '.join(MIXED_PRECISIONS)}")
     if name == "auto":
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if name == "bf16" and not torch.cuda.is_available():
+        warn_bf16_cpu("training", "use train.mixed_precision=no (or auto, full precision on a CPU)")
     return name
