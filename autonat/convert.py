@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autonat.errors import AutonatError
-from autonat.generator.official import uvit_from_official
+from autonat.generator.official import official_num_heads, uvit_from_official
 from autonat.io.formats import KINDS
 from autonat.io.released import KIND_DESCRIPTIONS, identify
 from autonat.io.weights import read_state_dict
@@ -19,10 +19,10 @@ class ConvertRequest:
     weights: Path
     out: Path
     kind: str = "auto"
-    config: Path | None = None  # taming model.yaml
+    config: Path | None = None  # taming model.yaml, or the official AutoNAT configs/*.yaml
     tokenizer: Path | None = None  # recorded in a converted generator checkpoint
     tokenizer_config: Path | None = None
-    num_heads: int = 8
+    num_heads: int | None = None  # None: the official config's (``config`` or one beside the weights)
 
 
 def detect_kind(state: dict, requested: str = "auto", where: str | Path = "the file") -> str:
@@ -68,7 +68,8 @@ def convert_generator(request: ConvertRequest, state: dict) -> None:
     from autonat.generator.checkpoint import save_generator
     from autonat.tokenizers.base import fingerprint
 
-    model = uvit_from_official(state, request.num_heads, request.weights)
+    num_heads = official_num_heads(state, request.weights, request.config, request.num_heads)
+    model = uvit_from_official(state, num_heads, request.weights)
     tokenizer = _tokenizer_record(request, model.config) if request.tokenizer else {}
     source = {"file": Path(request.weights).name, "fingerprint": fingerprint(request.weights),
               "format": "LeapLabTHU/ImprovedNAT libs/nat_model.py UViT"}

@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -216,12 +217,51 @@ def test_official_file_loads_and_wrong_files_are_named(tmp_path, official_uvit):
 
     torch.save({"state_dict": official_maskgit_state(SMALL_VQ)}, tmp_path / "vqgan.ckpt")
     with pytest.raises(AutonatError, match="not AutoNAT generator weights.*MaskGIT VQGAN"):
-        load_official_uvit(tmp_path / "vqgan.ckpt")
+        load_official_uvit(tmp_path / "vqgan.ckpt", num_heads=4)
     with pytest.raises(AutonatError, match="not a tokenizer.*AutoNAT generator weights"):
         load_tokenizer(tmp_path / "nnet_ema.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
     with pytest.raises(AutonatError, match="cannot read"):
         read_state_dict(tmp_path / "junk.pth")
+
+
+def _official_config(path: Path, width: int = 64, depth: int = 4, heads: int = 4) -> Path:
+    """An official-style configs/*.yaml (its nnet section, as configs/AutoNAT_L.yaml names it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"train": {"n_steps": 10}, "nnet": {
+        "img_size": 4, "codebook_size": 32, "embed_dim": width, "depth": depth, "num_heads": heads}}))
+    return path
+
+
+def test_head_count_comes_from_the_official_config_or_is_asked_for(tmp_path, official_uvit, capsys):
+    """The weights do not store their heads: no default, the official config's or --num-heads."""
+    weights = tmp_path / "assets" / "nnet_ema.pth"
+    weights.parent.mkdir()
+    torch.save(official_uvit, weights)
+    out = tmp_path / "ckpt"
+    assert main(["convert", "--weights", str(weights), "--out", str(out)]) == 2  # nothing says: refused
+    err = capsys.readouterr().err
+    assert "attention heads" in err and "--num-heads" in err and err.count("\n") == 1 and not out.exists()
+
+    given = _official_config(tmp_path / "elsewhere" / "AutoNAT_T.yaml", heads=2)
+    assert load_official_uvit(weights, config=given).config.num_heads == 2  # --config
+    _official_config(tmp_path / "configs" / "AutoNAT_L.yaml", width=768, depth=24, heads=8)  # another size
+    _official_config(tmp_path / "configs" / "AutoNAT_T.yaml", heads=4)  # configs/ one level up, like the repo
+    assert load_official_uvit(weights).config.num_heads == 4
+    assert load_official_uvit(weights, num_heads=2).config.num_heads == 2  # --num-heads wins over one found
+    assert main(["convert", "--weights", str(weights), "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["num_heads"] == 4
+
+    _official_config(tmp_path / "assets" / "other.yaml", heads=2)  # two configs of this size disagree
+    with pytest.raises(AutonatError, match=r"disagree \(\[2, 4\] heads\).*--num-heads"):
+        load_official_uvit(weights)
+    with pytest.raises(AutonatError, match="768 wide and 24 deep.*64 wide and 4 deep"):
+        load_official_uvit(weights, config=tmp_path / "configs" / "AutoNAT_L.yaml")
+    with pytest.raises(AutonatError, match="--num-heads 4 but --config .* says num_heads 2"):
+        load_official_uvit(weights, num_heads=4, config=given)
+    (tmp_path / "recipe.yaml").write_text("model: {width: 64}\n")
+    with pytest.raises(AutonatError, match="not an official AutoNAT config"):
+        load_official_uvit(weights, config=tmp_path / "recipe.yaml")
 
 
 # =========================================================================== MaskGIT VQGAN, official layout
