@@ -33,6 +33,7 @@ from autonat.generator.official import (
 )
 from autonat.generator.uvit import UViT, named_config
 from autonat.io.weights import read_state_dict
+from autonat.sampling.options import OFFICIAL_TEMPERATURE_FLOOR
 from autonat.sampling.pipeline import Pipeline
 from autonat.sampling.sampler import SamplerOptions, TokenSpace, make_generators, sample_tokens
 from autonat.strategy.core import Strategy
@@ -125,28 +126,49 @@ def official_uvit_forward(sd: dict, ids: torch.Tensor, context: torch.Tensor, nu
     return logits[:, 1:, :codebook]
 
 
-def official_greedy_generate(sd, labels, strategy: dict, num_heads: int, null_class: int) -> torch.Tensor:
-    """``libs/nat_misc.NATSchedule.generate`` with cfg_nnet of train.py, in the limit sampling temp -> 0
-    (Categorical -> argmax) and re-masking temperature 0 (no Gumbel noise)."""
-    codebook = sd["token_emb.word_embeddings.weight"].shape[0] - 1
-    seq_len = sd["token_emb.position_embeddings.weight"].shape[0]
+def official_generate(forward, labels, strategy: dict, codebook: int, seq_len: int, null_class: int,
+                      generator: torch.Generator) -> tuple[torch.Tensor, float]:
+    """``libs/nat_misc.NATSchedule.generate`` with cfg_nnet of train.py and re-masking temperature 0.
+
+    ``forward(ids, context)`` gives the network's logits. Each token is drawn
+    from ``softmax(logits / max(samp_temp, 1e-4))`` (``Categorical.sample``
+    is ``torch.multinomial`` of those probabilities), so a step at
+    temperature 0 still samples. Also returns the smallest lead of the best
+    logit over the next at a decoded position (where a floored draw may
+    leave the argmax).
+    """
+    assert not any(strategy.get("manual_temp", [])), "transcribed without the re-masking Gumbel noise"
     ids = torch.full((len(labels), seq_len), codebook)
-    steps = len(strategy["manual_samp_temp"])
+    steps, smallest_gap = len(strategy["manual_samp_temp"]), math.inf
     for step in range(steps):
         ratio = strategy["manual_ratios"][step] if step < steps - 1 else 0
         scale = strategy["manual_cfg"][step]
         is_mask = ids == codebook
-        cond = official_uvit_forward(sd, ids, labels[:, None], num_heads)
-        uncond = official_uvit_forward(sd, ids, torch.full_like(labels[:, None], null_class), num_heads)
+        cond = forward(ids, labels[:, None])
+        uncond = forward(ids, torch.full_like(labels[:, None], null_class))
         logits = cond + scale * (cond - uncond)
-        sampled = logits.argmax(-1)
+        top2 = logits.topk(2, dim=-1).values
+        smallest_gap = min(smallest_gap, (top2[..., 0] - top2[..., 1])[is_mask].min().item())
+        probs = torch.softmax(logits / max(strategy["manual_samp_temp"][step], 1e-4), dim=-1)
+        sampled = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(is_mask.shape)
         logp = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0]
         sampled = torch.where(is_mask, sampled, ids)
         confidence = torch.where(is_mask, logp, torch.full_like(logp, math.inf))
         mask_len = max(1, min(int(is_mask.sum(-1)[0]) - 1, math.floor(seq_len * ratio)))
         cut = confidence.sort(dim=-1).values[:, mask_len - 1:mask_len]
         ids = torch.where(confidence <= cut, codebook, sampled)
-    return sampled
+    return sampled, smallest_gap
+
+
+def official_greedy_generate(sd, labels, strategy: dict, num_heads: int, null_class: int,
+                             seed: int = 0) -> tuple[torch.Tensor, float]:
+    """:func:`official_generate` of an official state dict at sampling and re-masking temperature 0."""
+    greedy = {**strategy, "manual_samp_temp": [0.0] * len(strategy["manual_samp_temp"]),
+              "manual_temp": [0.0] * len(strategy["manual_temp"])}
+    codebook = sd["token_emb.word_embeddings.weight"].shape[0] - 1
+    seq_len = sd["token_emb.position_embeddings.weight"].shape[0]
+    return official_generate(lambda ids, context: official_uvit_forward(sd, ids, context, num_heads), labels,
+                             greedy, codebook, seq_len, null_class, torch.Generator().manual_seed(seed))
 
 
 TINY = dict(width=64, depth=4, codebook=32, length=16, classes_with_null=6)
@@ -183,19 +205,74 @@ def test_converted_uvit_equals_the_official_math(official_uvit):
 
 
 @pytest.mark.parametrize("sample_temp", [0.0, 1e-9])
-def test_greedy_decoding_gives_identical_tokens(official_uvit, sample_temp):
+@pytest.mark.parametrize("floor", [0.0, OFFICIAL_TEMPERATURE_FLOOR])
+def test_greedy_decoding_gives_identical_tokens_where_the_top_logits_are_apart(official_uvit, sample_temp, floor):
+    """The official floored draw (temperature max(0, 1e-4)) is the argmax where every decoded position's best
+    logit leads the next by more than ~0.0104: the head's LayerNorm gain is doubled so that random weights give
+    such gaps (a much larger gain saturates the winners' log-probabilities at 0, and each loop's re-masking then
+    breaks those ties in its own order)."""
     official = yaml.safe_load(OFFICIAL_T8.read_text())
     strategy = load_strategy(OFFICIAL_T8)
     assert strategy.steps == 8 and strategy.cfg_scale[0] == 1e-4
     greedy = Strategy.create(strategy.mask_ratio, [0.0] * 7, [sample_temp] * 8, strategy.cfg_scale)
     labels = torch.tensor([0, 3, 4, 1])
-    model = uvit_from_official(official_uvit, num_heads=4)
+    sharp = {**official_uvit, "mlm_layer.ln.weight": 2 * official_uvit["mlm_layer.ln.weight"]}
+    model = uvit_from_official(sharp, num_heads=4)
     with torch.no_grad():
-        ref = official_greedy_generate(official_uvit, labels, official, num_heads=4, null_class=5)
+        ref, smallest_gap = official_greedy_generate(sharp, labels, official, num_heads=4, null_class=5)
+    assert smallest_gap > 0.0104  # every other token's float32 probability is 0 at temperature 1e-4
     space = TokenSpace(mask_id=32, null_class=5, grid=(4, 4))
-    got = sample_tokens(model, greedy, labels, make_generators(range(4)), space,
-                        SamplerOptions(cfg_zero_threshold=0.0))  # official runs both passes at 1e-4
+    got = sample_tokens(model, greedy, labels, make_generators(range(4)), space,  # official runs both passes at 1e-4
+                        SamplerOptions(cfg_zero_threshold=0.0, temperature_floor=floor))
     assert torch.equal(got, ref)
+
+
+class NearTie(torch.nn.Module):
+    """Logits where codes 0 and 1 lead every other code by 1 and each other by ``gap`` (code 0 first)."""
+
+    def __init__(self, gap: float, codebook: int = 8) -> None:
+        super().__init__()
+        self.logits = torch.zeros(codebook)
+        self.logits[:2] = torch.tensor([1.0 + gap, 1.0])
+
+    def forward(self, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(*ids.shape, -1).clone()
+
+
+def test_greedy_decoding_differs_from_the_official_floored_draw_at_near_ties():
+    """At a top-2 gap of 5e-5 the argmax always takes code 0; the official sampler (and ours with the floor)
+    draws code 1 1 / (1 + e^0.5) = 38% of the time, fewer of which survive the re-masking (it keeps the more
+    probable code first); never a code 1 away."""
+    official = {**yaml.safe_load(OFFICIAL_T8.read_text()), "manual_temp": [0.0] * 7, "manual_samp_temp": [0.0] * 8}
+    strategy = load_strategy(OFFICIAL_T8)
+    greedy = Strategy.create(strategy.mask_ratio, [0.0] * 7, [0.0] * 8, strategy.cfg_scale)
+    labels, net = torch.zeros(16, dtype=torch.long), NearTie(5e-5)
+    space = TokenSpace(mask_id=8, null_class=5, grid=(4, 4))
+    with torch.no_grad():
+        ref, smallest_gap = official_generate(net, labels, official, codebook=8, seq_len=16, null_class=5,
+                                              generator=torch.Generator().manual_seed(0))
+    argmax = sample_tokens(net, greedy, labels, make_generators(range(16)), space)
+    floored = sample_tokens(net, greedy, labels, make_generators(range(16)), space,
+                            SamplerOptions(temperature_floor=OFFICIAL_TEMPERATURE_FLOOR))
+    assert smallest_gap == pytest.approx(5e-5, rel=1e-2)
+    assert (argmax == 0).all()  # the exact argmax
+    for tokens in (ref, floored):
+        share = (tokens == 1).float().mean().item()
+        assert ((tokens == 0) | (tokens == 1)).all() and 0.05 < share < 0.25, share
+
+
+def test_temperature_floor_flag_and_option():
+    """``--temperature-floor`` alone is the official 1e-4, a value sets it, absent it is off; negative is refused."""
+    from autonat.cli.args import sampler_options
+    from autonat.cli.main import build_parser
+
+    def floor(*flags: str) -> float:
+        args = build_parser().parse_args(["sample", "--checkpoint", "c", "--out", "o.png", *flags])
+        return sampler_options(args).temperature_floor
+
+    assert (floor(), floor("--temperature-floor"), floor("--temperature-floor", "0.01")) == (0.0, 1e-4, 0.01)
+    with pytest.raises(AutonatError, match="temperature_floor must be >= 0"):
+        SamplerOptions(temperature_floor=-1.0)
 
 
 def test_official_file_loads_and_wrong_files_are_named(tmp_path, official_uvit):

@@ -13,7 +13,7 @@ import sys
 
 from autonat.evaluation.names import ALIASES, DIGITS, INCEPTION
 from autonat.runtime import DEVICE_CHOICES
-from autonat.sampling.options import CFG_BATCHING, ORDERS, PRECISIONS
+from autonat.sampling.options import CFG_BATCHING, OFFICIAL_TEMPERATURE_FLOOR, ORDERS, PRECISIONS
 
 
 class Parser(argparse.ArgumentParser):
@@ -129,6 +129,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-batching", default="auto", choices=CFG_BATCHING,
                    help="guided steps: conditional and unconditional passes as one batch or two passes; "
                         "auto = batched on CUDA, split on CPU (same speed there, less memory)")
+    p.add_argument("--temperature-floor", type=nonnegative_float, nargs="?", default=0.0,
+                   const=OFFICIAL_TEMPERATURE_FLOOR, metavar="T",
+                   help="draw tokens at max(sample temperature, T), so temperature 0 still samples; alone: "
+                        f"{OFFICIAL_TEMPERATURE_FLOOR}, the official AutoNAT sampler's (default 0: exact argmax "
+                        "at temperature 0; the two differ only where top logits lie within ~1e-2)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="sample i is seeded from (seed, i) (default 0)")
     add_batch_size_argument(p)
 
@@ -149,7 +154,8 @@ def sampler_options(args):
     """The :class:`~autonat.sampling.options.SamplerOptions` of the sampling flags."""
     from autonat.sampling.options import SamplerOptions
 
-    return SamplerOptions(order=args.order, cfg_batching=args.cfg_batching)
+    return SamplerOptions(order=args.order, cfg_batching=args.cfg_batching,
+                          temperature_floor=args.temperature_floor)
 
 
 def chosen_strategy(args, default_schedule: str = "cosine"):

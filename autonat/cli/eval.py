@@ -110,7 +110,9 @@ def _images(args, extractor):
     options = sampler_options(args)
     label = args.strategy or f"{args.schedule or 'cosine'}({strategy.steps})"
     info = {"checkpoint": args.checkpoint, "seed": args.seed,
-            "strategy": {"source": label, "cfg_override": args.cfg, "order": args.order, **strategy.to_dict()}}
+            "strategy": {"source": label, "cfg_override": args.cfg, "order": args.order,
+                         **({"temperature_floor": args.temperature_floor} if args.temperature_floor else {}),
+                         **strategy.to_dict()}}
     labels = balanced_labels(n, pipe.num_classes)
     return GeneratedImages(pipe, strategy, labels, args.seed, options), info
 

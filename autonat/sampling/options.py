@@ -20,6 +20,9 @@ ORDERS = ("confidence", "random", "halton")
 CFG_BATCHING = ("auto", "batched", "split")
 """How a guided step gets its two sets of logits (see :class:`SamplerOptions`)."""
 
+OFFICIAL_TEMPERATURE_FLOOR = 1e-4
+"""The official AutoNAT sampler draws each token at temperature ``max(sample_temp, 1e-4)``."""
+
 PRECISIONS = ("auto", "fp32", "bf16")
 """Generator arithmetic: ``auto`` is bf16 autocast on CUDA, full precision elsewhere."""
 
@@ -46,14 +49,27 @@ class SamplerOptions:
         U-ViT's long skips, those of ``B`` rows) or
         ``"auto"`` (batched on CUDA, split elsewhere; see docs/benchmarks.md).
         Both give the same logits up to float rounding.
+    temperature_floor: tokens are drawn at ``max(sample_temp, floor)``, so a
+        step at temperature 0 still samples; 0 (the default) keeps the exact
+        argmax at temperature 0. :data:`OFFICIAL_TEMPERATURE_FLOOR` (1e-4)
+        reproduces the official sampler, whose "greedy" steps may pick another
+        token than the argmax at a position whose best logit leads the next by
+        ``gap``: with probability at most ``(V - 1) exp(-gap / 1e-4)`` over
+        ``V`` codes (likely below a gap of about 1e-3); above a gap of about
+        0.0104 (104 floors) every other token's float32 probability is 0 and
+        the floored draw is the argmax.
     """
 
     cfg_zero_threshold: float = 1e-3
     autocast_dtype: torch.dtype | None = None
     order: str = "confidence"
     cfg_batching: str = "auto"
+    temperature_floor: float = 0.0
 
     def __post_init__(self) -> None:
+        if not self.temperature_floor >= 0:
+            raise AutonatError(f"temperature_floor must be >= 0 (got {self.temperature_floor}); "
+                               f"0 turns it off, {OFFICIAL_TEMPERATURE_FLOOR} is the official sampler's")
         if self.cfg_batching not in CFG_BATCHING:
             raise AutonatError(f"unknown cfg_batching {self.cfg_batching!r}; choose one of {', '.join(CFG_BATCHING)}")
 

@@ -3,7 +3,8 @@
 At step t the model predicts every position (classifier-free guidance mixes
 conditional and unconditional logits as ``cond + s * (cond - uncond)``); a
 token is drawn at each masked position from ``softmax(logits / sample_temp)``
-and scored by its log-probability (already fixed tokens score +inf); Gumbel
+(the argmax at temperature 0, unless ``SamplerOptions.temperature_floor`` is
+set) and scored by its log-probability (already fixed tokens score +inf); Gumbel
 noise scaled by ``remask_temp`` is added to the scores and the least confident
 ``masked_counts[t]`` positions are masked again. This is MaskGIT's decoding
 with AutoNAT's four per-step schedule vectors (see :mod:`autonat.strategy`).
@@ -137,7 +138,7 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
     for t in range(strategy.steps):
         masked = tokens == mask_id
         logits = guided_logits(model, tokens, labels, strategy.cfg_scale[t], null_class, options)
-        temp = strategy.sample_temp[t]
+        temp = max(strategy.sample_temp[t], options.temperature_floor)
         if temp > 0:
             drawn = (logits / temp + _gumbel(logits.shape[1:], generators, device)).argmax(-1)
         else:
