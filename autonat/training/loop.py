@@ -17,6 +17,7 @@ import copy
 import csv
 import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -73,8 +74,16 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
 
 
 def learning_rate(step: int, optim: OptimConfig) -> float:
-    """Linear warm-up to ``optim.lr``, then constant (U-ViT / AutoNAT)."""
-    return optim.lr * min(1.0, (step + 1) / max(1, optim.warmup_steps))
+    """Linear warm-up to ``optim.lr``, then constant (U-ViT / AutoNAT); step ``step`` counts from 0.
+
+    ``optim.warmup`` ``ours``: ``lr * min(1, (step + 1) / W)``; ``official``:
+    ``lr * min(1, max(step - 1, 0) / W)``, the rates the official train.py's
+    optimizer steps run at (see :class:`OptimConfig`). ``W = 0``: ``lr`` throughout.
+    """
+    if optim.warmup_steps == 0:
+        return optim.lr
+    done = step + 1 if optim.warmup == "ours" else max(step - 1, 0)
+    return optim.lr * min(1.0, done / optim.warmup_steps)
 
 
 @torch.no_grad()
@@ -83,9 +92,10 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     torch._foreach_lerp_(ema_p, [p.detach().float() for p in model.parameters()], 1.0 - decay)
 
 
-def ema_decay_at(step: int, decay: float) -> float:
-    """EMA decay warmed up over the first steps so early weights do not dominate."""
-    return min(decay, (1 + step) / (10 + step))
+def ema_decay_at(step: int, decay: float, warmup: bool = True) -> float:
+    """The EMA decay after step ``step``: ``min(decay, (1 + step) / (10 + step))``, warmed up over the
+    first steps so early weights do not dominate, or the constant ``decay`` (``warmup=False``, official)."""
+    return min(decay, (1 + step) / (10 + step)) if warmup else decay
 
 
 @dataclass
@@ -109,9 +119,10 @@ def train_step(accelerator, model: torch.nn.Module, opt: torch.optim.Optimizer, 
     (:func:`learning_rate`), dropout noise seeded by (seed, step, rank),
     forward, masked cross-entropy with label smoothing, a finiteness check
     (an error naming ``explain()``), backward, gradient clipping to
-    ``optim.grad_clip``, the optimizer step, the gradients freed at once, and
-    the EMA update with the warmed-up decay :func:`ema_decay_at`. ``model``
-    and ``opt`` are the ones ``accelerator.prepare`` returned.
+    ``optim.grad_clip`` (none when it is None: the norm is still measured),
+    the optimizer step, the gradients freed at once, and the EMA update with
+    the decay :func:`ema_decay_at`. ``model`` and ``opt`` are the ones
+    ``accelerator.prepare`` returned.
     """
     seed, rank = recipe.train.seed, accelerator.process_index
     model.train()
@@ -134,10 +145,12 @@ def train_step(accelerator, model: torch.nn.Module, opt: torch.optim.Optimizer, 
     stats = _step_stats(loss, logits, targets, mask) if with_stats else None
     del logits  # the [B, L, V] logits are not needed past the loss: free them before the update (peak memory)
     accelerator.backward(loss)
-    grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
+    clip = recipe.optim.grad_clip
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), math.inf if clip is None else clip)  # inf: x1.0
     opt.step()
     opt.zero_grad(set_to_none=True)  # free the gradients now, not during the next forward (peak memory)
-    update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, recipe.train.ema_decay))
+    update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, recipe.train.ema_decay,
+                                                                  recipe.train.ema_warmup))
     return StepResult(lr=lr, grad_norm=grad_norm, tokens=int(mask.numel()), stats=stats)
 
 

@@ -128,30 +128,53 @@ class ModelSection:
                           num_classes=cache.num_classes)
 
 
+WARMUPS = ("ours", "official")
+"""Learning-rate warm-up formulas (:func:`autonat.training.loop.learning_rate`)."""
+
+
 @dataclass(frozen=True)
 class OptimConfig:
-    """``optim:``: AdamW with linear warm-up to ``lr`` then a constant rate, and gradient clipping."""
+    """``optim:``: AdamW with linear warm-up to ``lr`` then a constant rate, and gradient clipping.
+
+    ``warmup``: ``ours`` (the default) trains step ``s`` (from 0) at
+    ``lr * min(1, (s + 1) / warmup_steps)``, so no step is wasted at rate 0;
+    ``official`` is the official train.py's schedule exactly,
+    ``lr * min(1, max(s - 1, 0) / warmup_steps)`` (its LambdaLR is stepped
+    with the step just taken, after the update, so steps 0 and 1 run at 0).
+    ``grad_clip``: the largest global gradient norm (gradients are scaled
+    down to it); ``null`` clips none, as the official recipe.
+    """
 
     lr: float = 4e-4
     betas: tuple[float, float] = (0.99, 0.99)
     weight_decay: float = 0.03
     warmup_steps: int = 5000
-    grad_clip: float = 1.0
+    warmup: str = "ours"
+    grad_clip: float | None = 1.0
 
     def __post_init__(self) -> None:
         require_positive(self, "lr", "grad_clip")
         require_nonnegative(self, "weight_decay", "warmup_steps")
         require_fractions(self, "betas")
+        if self.warmup not in WARMUPS:
+            raise FieldError("warmup", f"unknown formula {self.warmup!r}; choose one of {', '.join(WARMUPS)}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``train:``: the run's length, batch, EMA, checkpoints, log and output folder."""
+    """``train:``: the run's length, batch, EMA, checkpoints, log and output folder.
+
+    ``ema_warmup``: the EMA decay at step ``s`` is ``min(ema_decay, (1 + s) / (10 + s))``
+    (the default, so the first weights do not linger in the average), or,
+    ``false``, the constant ``ema_decay`` of the official recipe
+    (:func:`autonat.training.loop.ema_decay_at`).
+    """
 
     out_dir: str = "runs/generator"
     steps: int = 10000
     batch_size: int = 256  # global batch, split across processes (the loop checks it divides evenly)
     ema_decay: float = 0.9999
+    ema_warmup: bool = True
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2  # 0 keeps them all
     log_every: int = 10
