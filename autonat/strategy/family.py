@@ -126,14 +126,15 @@ def _fit_power(cfg: np.ndarray, steps: int) -> float:
 # --------------------------------------------------------------------------- the search box
 #: Per parameter: (low, high, log2 scale?, typical step). The box holds every zoo schedule; an optimiser moves in
 #: [0, 1]^9 and starts with the typical steps (in the parameter's units, log2 for exponents): about the change
-#: that moves FID by a few percent on the demo model (sampling temperature is the most sensitive knob).
+#: that moves FID by a few percent on the demo model: small for the sensitive sampling temperature and mask
+#: shape, large for re-masking temperature and CFG, where the demo model's gains lie.
 BOX = {
-    "mask_a": (-3.0, 3.0, True, 0.5),
-    "mask_b": (-3.0, 3.0, True, 0.5),
+    "mask_a": (-3.0, 3.0, True, 0.25),
+    "mask_b": (-3.0, 3.0, True, 0.25),
     "remask_start": (0.0, 8.0, False, 1.5),
     "remask_end": (0.0, 8.0, False, 1.5),
-    "sample_start": (0.25, 2.5, False, 0.1),
-    "sample_end": (0.25, 2.5, False, 0.1),
+    "sample_start": (0.25, 2.5, False, 0.05),
+    "sample_end": (0.25, 2.5, False, 0.05),
     "cfg_start": (0.0, 10.0, False, 0.75),
     "cfg_end": (0.0, 10.0, False, 0.75),
     "cfg_power": (-3.0, 3.0, True, 0.5),
