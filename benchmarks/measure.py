@@ -76,18 +76,21 @@ class Machine:
     threads: int
     device: str
     torch: str
+    instructions: str = ""  # autonat.runtime.cpu_instruction_set(): bf16 figures hold only with bf16 instructions
 
     @classmethod
     def here(cls, device: torch.device) -> "Machine":
+        from autonat.runtime import cpu_instruction_set
+
         name = device.type
         if device.type == "cuda":
             name = torch.cuda.get_device_name(device)
         return cls(cpu=_cpu_name(), cores=os.cpu_count() or 0, threads=torch.get_num_threads(),
-                   device=name, torch=torch.__version__)
+                   device=name, torch=torch.__version__, instructions=cpu_instruction_set())
 
     def describe(self) -> str:
-        return (f"{self.cpu}, {self.cores} cores, {self.threads} torch threads, device {self.device}, "
-                f"torch {self.torch}, Python {platform.python_version()}")
+        return (f"{self.cpu} ({self.instructions}), {self.cores} cores, {self.threads} torch threads, "
+                f"device {self.device}, torch {self.torch}, Python {platform.python_version()}")
 
 
 def _cpu_name() -> str:
