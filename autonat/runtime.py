@@ -10,6 +10,7 @@ default: CUDA when a GPU is present, else the CPU.
 from __future__ import annotations
 
 import os
+import platform
 import re
 import sys
 from collections.abc import Mapping
@@ -119,13 +120,16 @@ def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool | None:
     """Whether this CPU has bf16 instructions; None when it cannot tell.
 
     True when ``flags`` (default: :func:`cpu_flags`) hold one of
-    :data:`BF16_CPU_FLAGS`. Without /proc/cpuinfo it asks torch's own CPU
-    probe (``torch.cpu._is_avx512_bf16_supported`` and
-    ``_is_amx_tile_supported``, x86 only) and, where torch has none, says None.
+    :data:`BF16_CPU_FLAGS`. Without /proc/cpuinfo, on an x86 CPU it asks
+    torch's own CPU probe (``torch.cpu._is_avx512_bf16_supported`` and
+    ``_is_amx_tile_supported``); elsewhere (an Arm Mac), or where torch has
+    no such probe, it says None.
     """
     flags = cpu_flags() if flags is None else flags
     if flags is not None:
         return any(flag in flags for flag in BF16_CPU_FLAGS)
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return None
     import torch
 
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]

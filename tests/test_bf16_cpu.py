@@ -68,3 +68,16 @@ def test_training_warns_for_bf16_on_a_cpu_without_it(monkeypatch, capsys, has):
     err = capsys.readouterr().err
     assert ("bf16 training" in err and "40x slower" in err and "mixed_precision=no" in err) is (not has)
     assert err.count("\n") == (0 if has else 1)
+
+
+def test_without_cpuinfo_only_x86_asks_torch(monkeypatch):
+    """No /proc/cpuinfo: torch's x86 probe on x86, "cannot tell" (no warning) on an Arm Mac."""
+    monkeypatch.setattr(runtime, "cpu_flags", lambda cpuinfo="/proc/cpuinfo": None)
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "arm64")
+    assert cpu_has_bf16() is None and bf16_cpu_warning("sampling", "x") is None
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert cpu_has_bf16() is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_has_bf16() is True
