@@ -56,10 +56,10 @@ def run_search(method: str, steps: int, objective, args, out: Path) -> dict:
     if method.startswith("cma"):
         if method == "cma-priced":
             objective = PricedObjective(objective, args.price)
-        per_generation = args.population + 1  # candidates + the validation of the generation's best
-        generations = max(1, (args.budget // args.n_eval - 1) // per_generation)
+        per_generation = args.population + args.validation_sets  # candidates + the validation of the mean
+        generations = max(1, (args.budget // args.n_eval - args.validation_sets) // per_generation)
         cfg = SearchConfig(steps=generations, method="cma", seed=args.seed, population=args.population,
-                           sigma=args.sigma)
+                           sigma=args.sigma, validation_sets=args.validation_sets)
         search = CMASearch(objective, init, cfg, out, args.n_eval)
         state = search.run(progress=False)
         n_eval = args.n_eval
@@ -170,6 +170,7 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=3000, help="generated images per search, validation included")
     p.add_argument("--population", type=int, default=6)
     p.add_argument("--sigma", type=float, default=1.0)
+    p.add_argument("--validation-sets", type=int, default=1, help="cma: validation seed sets per validated mean")
     p.add_argument("--price", type=float, default=0.01, help="cma-priced: objective units per forward pass")
     p.add_argument("--metric", choices=("fid", "kid"), default="fid", help="the search objective")
     p.add_argument("--search-reference", default="demo:train")

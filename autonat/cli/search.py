@@ -27,7 +27,8 @@ def _search_config(args):
     from autonat.search.generation import SearchConfig
 
     return SearchConfig(steps=args.iterations, method=args.method, common_random_numbers=not args.no_crn,
-                        seed=args.seed, population=args.population, sigma=args.sigma)
+                        seed=args.seed, population=args.population, sigma=args.sigma,
+                        validation_sets=args.validation_sets)
 
 
 def _initial_strategy(args):
@@ -239,6 +240,9 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", type=positive_int, default=6, help="cma: candidates per generation (default 6)")
     p.add_argument("--sigma", type=float, default=1.0,
                    help="cma: initial step, in units of the family's typical steps (default 1)")
+    p.add_argument("--validation-sets", type=positive_int, default=1,
+                   help="cma: validation seed sets on which the start and each generation's mean are scored (their "
+                        "mean decides the result; default 1)")
     p.add_argument("--price", type=nonnegative_float, default=0.0,
                    help="compute-aware objective: add this much per forward pass of an image (unconditional passes "
                         "count at steps whose CFG is on)")

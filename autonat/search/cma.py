@@ -13,8 +13,9 @@ within a generation intact). Each generation:
 2. tells CMA-ES the values, which moves its mean (a weighted average of the
    better half of the candidates: the search's current estimate of the best
    strategy, ``strategy.yaml``);
-3. scores the new mean on a fixed validation seed set, never used to rank
-   candidates. The search keeps the mean with the lowest validation value
+3. scores the new mean on fixed validation seed sets (``validation_sets``
+   of them, the value their mean), never used to rank candidates. The
+   search keeps the mean with the lowest validation value
    (``best_strategy.yaml``, the result); the start is validated first, so
    the result is never worse than the start on the validation seeds.
 
@@ -57,12 +58,13 @@ from autonat.strategy.family import FamilyBox, ScheduleFamily, fit_family
 from autonat.strategy.files import load_strategy, save_strategy
 
 EVALUATIONS_FILE = "evaluations.jsonl"
-VALIDATION = -1  # the ``index`` of a validation evaluation in the record
+VALIDATION = -1  # the ``index`` of the first validation evaluation in the record (the i-th: -1 - i)
 
 
-def validation_seed(base: int) -> int:
-    """The validation seed set's seed: fixed for a search, distinct from every candidate seed."""
-    return int(np.random.SeedSequence([base, 2 ** 31 - 1]).generate_state(1)[0])
+def validation_seed(base: int, i: int = 0) -> int:
+    """The i-th validation seed set's seed: fixed for a search, distinct from every candidate seed."""
+    parts = [base, 2 ** 31 - 1] + ([i] if i else [])
+    return int(np.random.SeedSequence(parts).generate_state(1)[0])
 
 
 @dataclass
@@ -154,16 +156,15 @@ class CMASearch:
         cfg = self.config
         cache = {(r["generation"], r["index"]): r for r in self.records()}
         optimizer = self._optimizer()
-        valid_seed = validation_seed(cfg.seed)
-        self._evaluate(cache, 0, VALIDATION, self.start, valid_seed)  # the start, on the validation seeds
+        self._validate(cache, 0, self.start)  # the start, on the validation seeds
         bar = tqdm(total=cfg.steps, desc="search (cma)", disable=not progress, dynamic_ncols=True)
         for generation in range(1, cfg.steps + 1):
-            replayed = all((generation, j) in cache for j in (*range(cfg.population), VALIDATION))
+            replayed = all((generation, j) in cache for j in range(-cfg.validation_sets, cfg.population))
             seed = lambda j: eval_seed(cfg.seed, generation, j, cfg.common_random_numbers)  # noqa: B023, E731
             zs = [optimizer.ask() for _ in range(cfg.population)]
             values = [self._evaluate(cache, generation, j, z, seed(j)) for j, z in enumerate(zs)]
             optimizer.tell(list(zip(zs, values)))
-            self._evaluate(cache, generation, VALIDATION, optimizer.mean, valid_seed)
+            self._validate(cache, generation, optimizer.mean)
             self._save(cache, optimizer.mean)
             bar.update(1)
             if not replayed and stop is not None and stop():
@@ -171,15 +172,27 @@ class CMASearch:
         bar.close()
         return self.state(cache)
 
+    def _validate(self, cache: dict, generation: int, z: np.ndarray) -> None:
+        for i in range(self.config.validation_sets):
+            self._evaluate(cache, generation, VALIDATION - i, z, validation_seed(self.config.seed, i))
+
+    def _validations(self, rows: list[dict]) -> dict[int, tuple[float, list[float]]]:
+        """generation -> (mean validation value, point), for generations validated on every set."""
+        out = {}
+        for g in sorted({r["generation"] for r in rows}):
+            mine = [r for r in rows if r["generation"] == g and r["index"] < 0]
+            if len(mine) == self.config.validation_sets:
+                out[g] = (float(np.mean([r["value"] for r in mine])), mine[0]["z"])
+        return out
+
     def state(self, cache: dict | None = None) -> CMAState:
         rows = list((cache or {(r["generation"], r["index"]): r for r in self.records()}).values())
-        if not rows:
+        valid = self._validations(rows)
+        if not valid:
             return CMAState()
-        valid = [r for r in rows if r["index"] == VALIDATION]
-        best = min(valid, key=lambda r: r["value"])
-        return CMAState(step=max(r["generation"] for r in rows if r["index"] == VALIDATION),
-                        images=len(rows) * self.n_eval, evaluations=len(rows),
-                        seconds=sum(r["seconds"] for r in rows), best_value=best["value"], best_z=best["z"])
+        best = min(valid, key=lambda g: valid[g][0])
+        return CMAState(step=max(valid), images=len(rows) * self.n_eval, evaluations=len(rows),
+                        seconds=sum(r["seconds"] for r in rows), best_value=valid[best][0], best_z=valid[best][1])
 
     def _save(self, cache: dict, mean: np.ndarray) -> None:
         state = self.state(cache)
@@ -192,15 +205,14 @@ class CMASearch:
         ``train_fid`` the best candidate's value on the generation's own seeds; images and seconds cumulative."""
         rows = sorted((cache or {(r["generation"], r["index"]): r for r in self.records()}).values(),
                       key=lambda r: (r["generation"], r["index"] != VALIDATION, r["index"]))
-        out, images, seconds = [], 0, 0.0
+        out, images, seconds, valid = [], 0, 0.0, self._validations(rows)
         for g in sorted({r["generation"] for r in rows}):
             mine = [r for r in rows if r["generation"] == g]
             images += len(mine) * self.n_eval
             seconds += sum(r["seconds"] for r in mine)
-            valid = [r["value"] for r in mine if r["index"] == VALIDATION]
-            train = [r["value"] for r in mine if r["index"] != VALIDATION]
-            if valid:
-                out.append({"step": g, "fid": valid[0], "train_fid": min(train) if train else valid[0],
+            train = [r["value"] for r in mine if r["index"] >= 0]
+            if g in valid:
+                out.append({"step": g, "fid": valid[g][0], "train_fid": min(train) if train else valid[g][0],
                             "images": images, "evaluations": sum(1 for r in rows if r["generation"] <= g),
                             "seconds": round(seconds, 2)})
         return out

@@ -67,13 +67,14 @@ class SearchConfig:
     seed: int = 0
     population: int = 6  # cma: candidates per generation
     sigma: float = 1.0  # cma: initial step size, in units of the family's typical steps (strategy.family.BOX)
+    validation_sets: int = 1  # cma: validation seed sets each validated mean is scored on (the value: their mean)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise AutonatError(f"unknown search method {self.method!r}; use {', '.join(METHODS)}")
-        if self.population < 2 or not self.sigma > 0:
-            raise AutonatError(f"a CMA-ES search needs a population of at least 2 and sigma > 0, got "
-                               f"{self.population} and {self.sigma}")
+        if self.population < 2 or not self.sigma > 0 or self.validation_sets < 1:
+            raise AutonatError(f"a CMA-ES search needs a population of at least 2, sigma > 0 and at least one "
+                               f"validation set, got {self.population}, {self.sigma} and {self.validation_sets}")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -178,7 +179,8 @@ def check_search_inputs(out_dir: str | Path, inputs: dict, record: bool = True) 
 
 def search_inputs(objective_inputs: dict, n_eval: int, init: Strategy, config: SearchConfig) -> dict:
     """What a generation search directory records: the objective's inputs, N, the steps T and the method."""
-    cma = {"population": config.population, "sigma": config.sigma} if config.method == "cma" else {}
+    cma = {"population": config.population, "sigma": config.sigma,
+           "validation_sets": config.validation_sets} if config.method == "cma" else {}
     return {**objective_inputs, "n_eval": n_eval, "steps": init.steps, "method": config.method, **cma}
 
 
