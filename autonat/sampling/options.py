@@ -55,9 +55,9 @@ class SamplerOptions:
         reproduces the official sampler, whose "greedy" steps may pick another
         token than the argmax at a position whose best logit leads the next by
         ``gap``: with probability at most ``(V - 1) exp(-gap / 1e-4)`` over
-        ``V`` codes (likely below a gap of about 1e-3); above a gap of about
-        0.0104 (104 floors) every other token's float32 probability is 0 and
-        the floored draw is the argmax.
+        ``V`` codes (27% against one runner-up at a lead of 1e-4); above a
+        lead of about 0.0104 (104 floors) every other token's float32
+        probability is 0 and the floored draw is the argmax.
     """
 
     cfg_zero_threshold: float = 1e-3
