@@ -209,3 +209,36 @@ def test_kid_objective_on_the_demo_model():
     assert a == b and abs(a) < 0.5 and a != fid(autonat_init(2), 1)
     with pytest.raises(AutonatError, match="unknown search metric"):
         FIDObjective(DEMO_CHECKPOINT, "demo:train", 40, metric="is")
+
+
+# --------------------------------------------------------------------------- the shipped demo strategies
+@pytest.mark.parametrize("steps", [2, 4, 8])
+def test_shipped_demo_strategies_load_and_show(steps, tmp_path, capsys):
+    from autonat.cli.main import main
+    from autonat.demo import DEMO_ASSETS, searched_strategy
+
+    path = DEMO_ASSETS / f"strategy_T{steps}.yaml"
+    assert searched_strategy(steps).steps == steps
+    assert main(["strategy", "show", str(path), "--grid", "8", "8", "--plot", str(tmp_path / "s.png")]) == 0
+    assert f"{steps} steps on a 8x8 grid" in capsys.readouterr().out and (tmp_path / "s.png").exists()
+
+
+@pytest.mark.slow
+def test_the_demo_scores_cosine_the_initialisation_and_the_searched_strategy(tmp_path, capsys):
+    import argparse
+
+    from autonat.demo import run_demo
+
+    run_demo(argparse.Namespace(out=str(tmp_path / "demo.png"), eval_samples=20, seed=0))
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("MaskGIT cosine", "AutoNAT initialisation", "searched (CMA-ES, default)"))
+
+
+def test_cma_validation_on_several_seed_sets_keeps_the_best_mean_value(tmp_path):
+    search = _search(tmp_path, _objective(), generations=3, validation_sets=3)
+    state = search.run(progress=False)
+    valid = [r for r in search.records() if r["index"] < 0]
+    assert len(valid) == 3 * 4 and len({r["seed"] for r in valid}) == 3
+    means = [np.mean([r["value"] for r in valid if r["generation"] == g]) for g in range(4)]
+    assert [h["fid"] for h in search.history()] == pytest.approx(means)
+    assert state.best_value == pytest.approx(min(means)) and state.evaluations == 3 + 3 * (4 + 3)

@@ -145,9 +145,10 @@ def run_curve(args, final: FIDObjective, rows: list[dict]) -> None:
     from autonat.plots import plot_quality_per_compute
 
     scores = Scores(Path(args.out) / "curve.json", final)
+    known = {(name, r["steps"]): r["strategies"][name]["fid"][0] for r in rows for name in r["strategies"]}
     curves = {}
     for name in BASELINES:
-        curves[name] = [(forward_passes(build_strategy(name, t)),
+        curves[name] = [(forward_passes(build_strategy(name, t)), known.get((name, t)) or
                          scores.get(f"{name}-T{t}", build_strategy(name, t), FRESH_SEEDS[:1])[0]) for t in CURVE_STEPS]
         print(f"curve {name}: " + ", ".join(f"T={t} {p} passes FID {f:.3f}"
                                             for t, (p, f) in zip(CURVE_STEPS, curves[name])))
