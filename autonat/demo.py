@@ -13,12 +13,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from autonat import ASSETS
+from autonat.data.demo import DEMO_ASSETS, DEMO_CHECKPOINT, DEMO_TOKENIZER
 from autonat.errors import AutonatError
 
-DEMO_ASSETS = ASSETS / "demo"
-DEMO_CHECKPOINT = DEMO_ASSETS / "generator"
-DEMO_TOKENIZER = DEMO_ASSETS / "tokenizer"
 DEMO_STEPS = 8
 DEMO_STRATEGY = DEMO_ASSETS / f"strategy_T{DEMO_STEPS}.yaml"  # CMA-ES search on the demo model (README)
 

@@ -23,13 +23,11 @@ from pathlib import Path
 
 import torch
 
-from autonat import ASSETS
-from autonat.data.demo import DEMO_IMAGE_SIZE, DEMO_NAME, DemoDigits
+from autonat.data.demo import DEMO_IMAGE_SIZE, DEMO_NAME, DEMO_TOKENIZER, DemoDigits
 from autonat.errors import AutonatError
 
 DEMO_REFERENCE = "demo:train"
 DEMO_SOURCES = ("demo", DEMO_NAME)  # what a token cache of the demo digits records as its source
-DEMO_TOKENIZER = ASSETS / "demo" / "tokenizer"
 GREY_SPREAD = 8.0
 
 
