@@ -96,7 +96,7 @@ def _images(args, extractor):
 
     if args.images:
         return first_images(open_images(args.images), args.num_samples, args.images), {"images": args.images}
-    from autonat.cli.sample import resolve_strategy
+    from autonat.cli.args import chosen_strategy
     from autonat.sampling.pipeline import Pipeline, balanced_labels
 
     n = DEFAULT_SAMPLES if args.num_samples is None else args.num_samples
@@ -106,7 +106,7 @@ def _images(args, extractor):
                          precision=args.precision, force=args.force)
     if extractor.name == DIGITS and not is_demo_model(args.checkpoint):
         extractor.warn_off_domain(f"samples of {args.checkpoint}, which was not trained on the demo digits")
-    strategy = resolve_strategy(args)
+    strategy = chosen_strategy(args)
     options = sampler_options(args)
     label = args.strategy or f"{args.schedule or 'cosine'}({strategy.steps})"
     info = {"checkpoint": args.checkpoint, "seed": args.seed,

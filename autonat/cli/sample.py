@@ -8,10 +8,10 @@ from autonat.cli.args import (
     add_checkpoint_argument,
     add_force_argument,
     add_generation_arguments,
+    chosen_strategy,
     positive_int,
     sampler_options,
 )
-from autonat.cli.args import chosen_strategy as resolve_strategy
 from autonat.errors import AutonatError
 
 
@@ -69,7 +69,7 @@ def run_sample(args) -> Path:
         check_writable(args.png_dir)
     pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, default_device(args.device),
                          precision=args.precision, compile=args.compile, force=args.force)
-    strategy = resolve_strategy(args)
+    strategy = chosen_strategy(args)
     names = pipe.generator.meta.get("class_names")
     classes = class_ids(args.classes, names) if args.classes else list(range(pipe.num_classes))
     pipe.check_labels(classes)
