@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from autonat.errors import AutonatError
+from autonat.generator.condition import Condition, batch_size, check_class_ids, concat, null_condition
 from autonat.sampling.options import SamplerOptions
 from autonat.sampling.order import position_ranks
 from autonat.strategy.core import Strategy
@@ -93,44 +94,45 @@ def _gumbel(shape, generators, device) -> torch.Tensor:
     return -torch.log(-torch.log(_uniform(shape, generators, device)))
 
 
-def guided_logits(model: torch.nn.Module, tokens: torch.Tensor, labels: torch.Tensor, scale: float,
+def guided_logits(model: torch.nn.Module, tokens: torch.Tensor, cond: Condition, scale: float,
                   null_class: int, options: SamplerOptions) -> torch.Tensor:
     """Logits after classifier-free guidance.
 
     With ``|scale|`` under the threshold only the conditional pass runs;
     otherwise the conditional and unconditional passes run as one batch or
-    one after the other (``options.cfg_batching``).
+    one after the other (``options.cfg_batching``). The unconditional pass
+    takes the model's null condition (:func:`autonat.generator.condition.null_condition`).
     """
     device_type = tokens.device.type
     use_amp = options.autocast_dtype is not None
     with torch.autocast(device_type, dtype=options.autocast_dtype or torch.bfloat16, enabled=use_amp):
         if abs(scale) < options.cfg_zero_threshold:
-            return model(tokens, labels).float()
-        null = torch.full_like(labels, null_class)
+            return model(tokens, cond).float()
+        null = null_condition(model, cond, null_class)
         if options.batches_cfg(tokens.device):
-            cond, uncond = model(torch.cat([tokens, tokens]), torch.cat([labels, null])).float().chunk(2)
+            cond_logits, uncond = model(torch.cat([tokens, tokens]), concat(cond, null)).float().chunk(2)
         else:
-            cond = model(tokens, labels).float()
+            cond_logits = model(tokens, cond).float()
             uncond = model(tokens, null).float()
-    return cond + scale * (cond - uncond)
+    return cond_logits + scale * (cond_logits - uncond)
 
 
-def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
+def decode(model: torch.nn.Module, strategy: Strategy, labels: Condition,
            generators: Sequence[torch.Generator], space: TokenSpace,
            options: SamplerOptions | None = None) -> Iterator[SamplerState]:
     """Run the T decoding steps over ``space``, yielding the canvas after each one.
 
-    ``labels`` [B] are class ids (``space.null_class`` for unconditional
-    samples); ``generators`` holds one generator per sample on the model's device.
+    ``labels`` is the batch's condition (:mod:`autonat.generator.condition`):
+    class ids ``[B]`` (``space.null_class`` for unconditional samples) or a
+    :class:`~autonat.generator.condition.TextCondition`; ``generators`` holds
+    one generator per sample on the model's device.
     """
     options = options or SamplerOptions()
     mask_id, null_class, seq_len = space.mask_id, space.null_class, space.seq_len
-    b = labels.shape[0]
+    b = batch_size(labels)
     if len(generators) != b:
         raise AutonatError(f"need one generator per sample: {len(generators)} generators for {b} labels")
-    if b and (int(labels.min()) < 0 or int(labels.max()) > null_class):
-        raise AutonatError(f"class ids must lie in [0, {null_class - 1}] (or {null_class} for unconditional); "
-                           f"got {labels.min().item()}..{labels.max().item()}")
+    check_class_ids(labels, null_class)
     device = labels.device
     ranks = position_ranks(options.order, generators, seq_len, space.grid, device)
     tokens = torch.full((b, seq_len), mask_id, dtype=torch.long, device=device)
@@ -162,7 +164,7 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
 
 
 @torch.inference_mode()
-def sample_tokens(model: torch.nn.Module, strategy: Strategy, labels: torch.Tensor,
+def sample_tokens(model: torch.nn.Module, strategy: Strategy, labels: Condition,
                   generators: Sequence[torch.Generator], space: TokenSpace,
                   options: SamplerOptions | None = None) -> torch.Tensor:
     """Decode to completion; returns ``LongTensor[B, seq_len]`` of codebook ids."""
