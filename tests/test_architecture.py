@@ -16,6 +16,7 @@ LAYERS = [
     {"io", "runtime"},
     {"strategy", "plots"},
     {"tokenizers", "generator"},
+    {"text"},
     {"data"},
     {"sampling"},
     {"training"},

@@ -11,12 +11,23 @@ same inputs, so one history never mixes two experiments.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 from autonat.errors import AutonatError
 from autonat.io.atomic import write_text
+
+
+# --------------------------------------------------------------------------- content hashes
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes as 64 hex digits, read in 1 MiB chunks (weights files are large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- recorded paths

@@ -1,11 +1,12 @@
 """The VQ tokenizer interface every tokenizer provides, and its content fingerprint."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+
+from autonat.io.identity import file_sha256
 
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -56,8 +57,4 @@ def fingerprint(path: str | Path) -> str:
     """A short content hash of a tokenizer's weights, stored with token caches and checkpoints."""
     path = Path(path)
     weights = path / WEIGHTS_FILE if path.is_dir() else path
-    h = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return file_sha256(weights)[:16]
