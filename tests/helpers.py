@@ -65,3 +65,64 @@ def write_tiny_generator(root: Path) -> Path:
     config = UViTConfig(codebook_size=16, grid=(4, 4), num_classes=3, width=32, depth=2, num_heads=2, dropout=0.0)
     save_generator(root / "generator", UViT(config), config, {"path": str(tok), "fingerprint": fingerprint(tok)})
     return root / "generator"
+
+
+class FakeTextEncoder:
+    """A text encoder of the :mod:`autonat.text` contract for tests: per-word hidden states.
+
+    A caption's token ``t`` is its ``t``-th word (the first token a [CLS]-like
+    start): its hidden vector is ``sin((k + 1) * crc(word))`` over the width
+    ``k``; tokens past the words are padding (mask False) with hidden 0. The
+    empty caption is the start token alone.
+    """
+
+    def __init__(self, width: int = 6, max_length: int = 5, tag: str = "0" * 16) -> None:
+        self.width, self.max_length = width, max_length
+        self.name = f"fake-words@{tag}"
+
+    def encode(self, captions: list[str]):
+        import zlib
+
+        import torch
+
+        from autonat.generator.condition import TextCondition
+
+        hidden = torch.zeros(len(captions), self.max_length, self.width)
+        mask = torch.zeros(len(captions), self.max_length, dtype=torch.bool)
+        k = torch.arange(1, self.width + 1, dtype=torch.float32)
+        for b, caption in enumerate(captions):
+            words = ["<start>"] + caption.split()
+            for t, word in enumerate(words[: self.max_length]):
+                hidden[b, t] = torch.sin(k * (zlib.crc32(word.encode()) % 1000) / 100.0)
+                mask[b, t] = True
+        return TextCondition(hidden, mask)
+
+
+def write_caption_dataset(root: Path, kind: str = "jsonl", n: int = 6, size: int = 10) -> tuple[Path, Path]:
+    """``n`` synthetic images under ``root/images`` and a caption file naming them (2 or 3 captions each);
+    returns ``(image folder, caption file)``. ``kind``: ``jsonl`` or ``coco``."""
+    import json
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = root / "images"
+    images.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        arr = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(images / f"{i}.png")
+        for j in range(2 + i % 2):
+            rows.append((f"{i}.png", i, f"picture {i} caption {j}"))
+    if kind == "jsonl":
+        file = root / "captions.jsonl"
+        file.write_text("".join(json.dumps({"image": name, "caption": text}) + "\n" for name, _, text in rows))
+    else:
+        file = root / "annotations" / "captions_train.json"
+        file.parent.mkdir()
+        info = {"images": [{"id": 100 + i, "file_name": f"{i}.png"} for i in range(n)] + [
+                    {"id": 999, "file_name": "uncaptioned.png"}],
+                "annotations": [{"id": k, "image_id": 100 + i, "caption": text}
+                                for k, (_, i, text) in enumerate(rows)]}
+        file.write_text(json.dumps(info))
+    return images, file

@@ -63,8 +63,8 @@ def _user_folder(name: str):
 # (command, overrides, recipe edit, the words the one-line error must hold)
 BAD = [
     ("train", ["trian.steps=2"], None, "unknown section 'trian' in the recipe (did you mean 'train'?)"),
-    ("train", ["data.sorce=x"], None, "unknown key 'sorce' in data (did you mean 'source'?); known: hflip, "
-                                      "image_size, source"),
+    ("train", ["data.sorce=x"], None, "unknown key 'sorce' in data (did you mean 'source'?); known: captions, "
+                                      "crop, hflip, image_size, source"),
     ("train", ["tokenizer.vqgan.n_embd=16"], None, "unknown key 'n_embd' in tokenizer.vqgan (did you mean 'n_embed'?)"),
     ("train", ["model.codebook_size=16"], None, "unknown key 'codebook_size' in model"),
     ("train", ["optim.lr=abc"], None, "optim.lr: expected a number, got 'abc'"),

@@ -43,9 +43,11 @@ def cmd_tokenize(args) -> None:
     out = args.out or recipe.cache
     if not tokenizer or not out:
         raise AutonatError("need a tokenizer (--tokenizer or tokenizer.out_dir) and an output (--out or cache)")
+    encoder = args.text_encoder or (recipe.text.encoder if recipe.text is not None else None)
     n = tokenize_dataset(data.source, tokenizer, out, image_size=data.image_size, hflip=data.hflip,
                          tokenizer_config=args.tokenizer_config, device=args.device, batch_size=args.batch_size,
-                         strict_images=args.strict_images)
+                         strict_images=args.strict_images, captions=data.captions, text_encoder=encoder,
+                         crop=data.crop)
     print(f"token cache with {n} items written to {out}")
     _report_image_problems(out)
 
@@ -56,6 +58,10 @@ def _report_image_problems(cache: str) -> None:
     from autonat.data.token_cache import read_token_cache
 
     meta = read_token_cache(cache).meta
+    if meta.get("text_encoder"):
+        print(f"caption features: {meta['num_captions']} captions encoded by {meta['text_encoder']['name']}")
+    if meta.get("uncaptioned_images"):
+        print(f"left out {meta['uncaptioned_images']} image(s) of {meta.get('captions_file')} without a caption")
     if meta.get("skipped_images"):
         files = meta.get("skipped_files", [])
         print(f"skipped {meta['skipped_images']} unreadable image(s), e.g. {', '.join(files[:3])} "

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_argument(p)
     p.add_argument("--strict-images", action="store_true",
                    help="fail on a corrupt or truncated image instead of skipping and counting it")
+    p.add_argument("--text-encoder", help="text encoder of a captioned dataset (default: text.encoder)")
     p.set_defaults(func=on_default_device(cmd_tokenize))
 
     p = sub.add_parser("train", help="train the generator in this process (see tools/train.py for accelerate)")

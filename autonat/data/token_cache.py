@@ -1,12 +1,19 @@
-"""The token cache: a dataset encoded once by the frozen tokenizer."""
+"""The token cache: a dataset encoded once by the frozen tokenizer.
+
+A cache of a captioned dataset also holds the caption features, encoded once
+by a text encoder (see :mod:`autonat.data.captions`); its ``labels`` are all
+-1 (no class) and ``num_classes`` is 0.
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from autonat.data.captions import CaptionFeatures, read_caption_features
 from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_dir, check_output_dir
 from autonat.io.identity import resolve_recorded, with_portable_path
@@ -21,6 +28,11 @@ class TokenCache:
     labels: np.ndarray
     meta: dict
     path: Path | None = None  # the cache directory, when read from disk
+    captions: CaptionFeatures | None = None  # caption features, for a captioned dataset
+
+    @property
+    def is_text(self) -> bool:
+        return self.captions is not None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -65,8 +77,12 @@ def check_cache_output(path: str | Path) -> Path:
     return check_output_dir(path, CACHE_KIND, is_token_cache)
 
 
-def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, meta: dict) -> None:
+def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, meta: dict,
+                      extra: Callable[[Path], dict] | None = None) -> None:
     """Write a token cache directory atomically (it replaces only an earlier cache, and only when complete).
+
+    ``extra(folder)`` writes more files into the folder being built (the
+    caption features) and returns entries added to ``meta.json``.
 
     ``meta["tokenizer"]["path"]`` (valid from the working directory) is
     recorded relative to the cache, or absolute (see :func:`autonat.io.identity.portable_path`).
@@ -78,6 +94,8 @@ def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, 
     with atomic_dir(path, CACHE_KIND, is_token_cache) as tmp:
         np.save(tmp / "tokens.npy", tokens.astype(dtype))
         np.save(tmp / "labels.npy", labels.astype(np.int64))
+        if extra is not None:
+            meta = {**meta, **extra(tmp)}
         (tmp / "meta.json").write_text(json.dumps({**meta, "num_items": int(len(labels))}, indent=2))
 
 
@@ -99,4 +117,5 @@ def read_token_cache(path: str | Path) -> TokenCache:
         raise AutonatError(
             f"token cache {path} is inconsistent: tokens {tokens.shape}, labels {labels.shape}, grid {grid}"
         )
-    return TokenCache(tokens=tokens, labels=labels, meta=meta, path=path)
+    captions = read_caption_features(path, meta, len(labels)) if "text_encoder" in meta else None
+    return TokenCache(tokens=tokens, labels=labels, meta=meta, path=path, captions=captions)

@@ -9,6 +9,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from autonat.data.captions import (
+    CaptionImageDataset,
+    open_text_encoder,
+    read_captions,
+    write_caption_features,
+)
 from autonat.data.images import is_demo_source, open_dataset, source_image_size
 from autonat.data.token_cache import TokenCache, check_cache_output, write_token_cache
 from autonat.errors import AutonatError
@@ -66,8 +72,19 @@ def verify_cache_tokenizer(cache: TokenCache, force: bool = False) -> None:
 @torch.inference_mode()
 def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, image_size: int | None = None,
                      hflip: bool = False, tokenizer_config: str | Path | None = None, device: str = "cpu",
-                     batch_size: int = 256, split: str | None = None, strict_images: bool = False) -> int:
+                     batch_size: int = 256, split: str | None = None, strict_images: bool = False,
+                     captions: str | Path | None = None, text_encoder: str | None = None, crop: bool = True,
+                     encoder=None) -> int:
     """Encode every image of ``source`` (and its mirror image if ``hflip``); returns the item count.
+
+    With ``captions`` (a COCO ``captions_*.json`` or a JSONL file, image
+    paths relative to ``source``, see :mod:`autonat.data.captions`) the
+    images are the captioned ones, and every caption plus the empty one is
+    encoded once by the text encoder ``text_encoder`` (a spec for
+    :func:`autonat.text.load_text_encoder`; ``encoder`` passes one already
+    loaded). The images' mirror copies share their captions. ``crop=False``
+    keeps each resized image whole (non-square images; the token grid is
+    then the tokenizer's output for that shape).
 
     ``split`` defaults to what a generator trains on (see
     :func:`~autonat.data.images.open_dataset`). The cache's ``meta.json``
@@ -78,21 +95,32 @@ def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, i
     ``strict_images`` either is an error instead.
     """
     check_cache_output(out)
+    if captions is not None and text_encoder is None and encoder is None:
+        raise AutonatError("a captioned dataset needs a text encoder: set text.encoder in the recipe "
+                           "(or pass --text-encoder)")
+    listing = read_captions(captions, source) if captions is not None else None
+    if listing is not None and encoder is None:
+        encoder = open_text_encoder(text_encoder, device=device)
     tokenizer = load_tokenizer(tokenizer_path, tokenizer_config, device=device)
     size = image_size or tokenizer.image_size
     check_image_size(source, size, tokenizer, tokenizer_path)
-    dataset = open_dataset(source, size, split=split, strict=strict_images)
-    tokens, labels = [], []
+    if listing is not None:
+        dataset = CaptionImageDataset(listing, size, crop=crop)
+    else:
+        dataset = open_dataset(source, size, split=split, strict=strict_images)
+    tokens, labels, grid = [], [], list(tokenizer.grid)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for images, y in tqdm(loader, desc="tokenize", dynamic_ncols=True):
         images = images.to(device)
         views = [images, images.flip(-1)] if hflip else [images]
         for view in views:
-            tokens.append(tokenizer.encode(view).flatten(1).cpu().numpy())
-            labels.append(y.numpy())
+            encoded = tokenizer.encode(view)
+            grid = list(encoded.shape[1:])
+            tokens.append(encoded.flatten(1).cpu().numpy())
+            labels.append(y.numpy())  # for captioned data: the image's position in the listing
     meta = {
         "tokenizer": tokenizer_identity(tokenizer_path, tokenizer, tokenizer_config),
-        "grid": list(tokenizer.grid),
+        "grid": grid,
         "codebook_size": int(tokenizer.codebook_size),
         "num_classes": int(dataset.num_classes),
         "augmentation": "hflip" if hflip else "none",
@@ -106,8 +134,17 @@ def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, i
         "empty_classes": list(getattr(dataset, "empty_classes", [])),
         "loose_images": len(getattr(dataset, "loose", [])),
     }
-    tokens_np, labels_np = np.concatenate(tokens), np.concatenate(labels)
-    write_token_cache(out, tokens_np, labels_np, meta)
+    tokens_np, labels_np, extra = np.concatenate(tokens), np.concatenate(labels), None
+    if listing is not None:
+        meta.update(captions_file=str(captions), uncaptioned_images=listing.uncaptioned)
+        groups = tuple(listing.captions[i] for i in labels_np)  # a mirror copy shares its image's captions
+        labels_np = np.full(len(labels_np), -1)
+
+        def extra(folder: Path) -> dict:
+            return write_caption_features(folder, encoder, text_encoder or encoder.name, groups,
+                                          batch_size=batch_size,
+                                          progress=lambda it: tqdm(it, desc="captions", dynamic_ncols=True))
+    write_token_cache(out, tokens_np, labels_np, meta, extra=extra)
     return len(labels_np)
 
 

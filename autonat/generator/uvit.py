@@ -1,7 +1,10 @@
 """The U-ViT masked-token network of AutoNAT.
 
-A bidirectional transformer over the token grid with the class label as one
-extra context token in front. Blocks of the first half feed long skip
+A bidirectional transformer over the token grid with context tokens in front:
+the class label as one token (class-conditional, ``text_width == 0``), or a
+caption's text-encoder hidden states as ``text_length`` tokens (U-ViT's
+MS-COCO design: ``Linear(text_width -> width)`` plus a learned position
+embedding per text position, no norm). Blocks of the first half feed long skip
 connections (concatenate, then Linear) into the blocks of the second half.
 The output head is tied to the token embedding table (BERT's "MLM layer").
 
@@ -20,6 +23,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from autonat.errors import AutonatError
+from autonat.generator.condition import TextCondition
+
 
 @dataclass
 class UViTConfig:
@@ -27,6 +33,9 @@ class UViTConfig:
 
     ``depth`` counts the blocks of the two halves; the network has
     ``depth + 1`` blocks in all (one middle block), as in AutoNAT.
+    ``text_width > 0`` makes it text-conditional on ``text_length`` hidden
+    states of that width (``num_classes`` is then 0: no class table);
+    ``text_width == 0`` is class-conditional, as AutoNAT on ImageNet.
     """
 
     codebook_size: int = 1024
@@ -37,9 +46,18 @@ class UViTConfig:
     num_heads: int = 8
     mlp_ratio: float = 4.0
     dropout: float = 0.1
+    text_width: int = 0  # 0: class-conditional; else the text encoder's hidden width
+    text_length: int = 0  # the text encoder's token count (hidden states per caption)
 
     def __post_init__(self) -> None:
         self.grid = tuple(int(g) for g in self.grid)  # YAML and JSON give lists
+        if self.text_width < 0 or self.text_length < 0:
+            raise ValueError(f"text_width and text_length must be >= 0, got {self.text_width}, {self.text_length}")
+        if (self.text_width > 0) != (self.text_length > 0):
+            raise ValueError(f"a text-conditional model needs both text_width and text_length > 0, got "
+                             f"{self.text_width} and {self.text_length}")
+        if self.is_text and self.num_classes:
+            raise ValueError(f"a text-conditional model has no classes (num_classes 0), got {self.num_classes}")
         if self.depth % 2:
             raise ValueError(f"depth must be even (two halves around a middle block), got {self.depth}")
         if self.width % self.num_heads:
@@ -48,6 +66,16 @@ class UViTConfig:
     @property
     def seq_len(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    @property
+    def is_text(self) -> bool:
+        """True if the model is conditioned on captions (text hidden states), not class ids."""
+        return self.text_width > 0
+
+    @property
+    def context_len(self) -> int:
+        """Context tokens in front of the image tokens: 1 class token, or ``text_length`` text tokens."""
+        return self.text_length if self.is_text else 1
 
     @property
     def mask_id(self) -> int:
@@ -105,9 +133,10 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """``keys`` [B, 1, 1, N] bool (True: may be attended to), or None for every position."""
         q, k, v = rearrange(self.qkv(x), "b n (k h d) -> k b h n d", k=3, h=self.num_heads)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -141,10 +170,11 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(width)
         self.mlp = Mlp(width, int(width * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                keys: torch.Tensor | None = None) -> torch.Tensor:
         if self.skip is not None:
             x = self.skip(torch.cat([x, skip], dim=-1))
-        x = x + self.attn(self.norm1(x))
+        x = x + self.attn(self.norm1(x), keys)
         return x + self.mlp(self.norm2(x))
 
 
@@ -167,10 +197,24 @@ class TiedHead(nn.Module):
 
 
 class UViT(nn.Module):
-    """Masked-token U-ViT: ``forward(tokens [B, L], labels [B]) -> logits [B, L, codebook]``.
+    """Masked-token U-ViT: ``forward(tokens [B, L], cond) -> logits [B, L, codebook]``.
 
-    ``tokens`` hold codebook ids or ``config.mask_id``; ``labels`` hold class
-    ids in ``[0, num_classes]``, ``num_classes`` being the null class.
+    ``tokens`` hold codebook ids or ``config.mask_id``. ``cond`` is, for a
+    class-conditional model, class ids ``[B]`` in ``[0, num_classes]``
+    (``num_classes`` being the null class); for a text-conditional model
+    (``config.text_width > 0``) a
+    :class:`~autonat.generator.condition.TextCondition` whose hidden states
+    ``[B, text_length, text_width]`` become the context tokens
+    ``hidden @ W^T + b + P`` (``P`` a learned ``[text_length, width]`` position
+    table). Padding text tokens (``mask`` False) are masked as attention keys
+    in every block: no position attends to them, so their values never reach
+    the image tokens. The pooled embedding, when given, is not read.
+
+    A text model keeps its null condition, the encoded empty caption, as the
+    buffers ``empty_hidden`` ``[1, text_length, text_width]`` and
+    ``empty_mask`` ``[1, text_length]`` (saved in the checkpoint; set with
+    :meth:`set_empty_caption` before training) and returns it from
+    :meth:`null_condition`.
     """
 
     def __init__(self, config: UViTConfig) -> None:
@@ -178,7 +222,13 @@ class UViT(nn.Module):
         self.config = config
         c = config
         self.token_embed = Embedding(c.codebook_size + 1, c.seq_len, c.width, c.dropout)
-        self.class_embed = Embedding(c.num_classes + 1, 1, c.width, 0.0)
+        if c.is_text:
+            self.text_embed = nn.Linear(c.text_width, c.width)
+            self.text_positions = nn.Parameter(torch.zeros(c.text_length, c.width))
+            self.register_buffer("empty_hidden", torch.zeros(1, c.text_length, c.text_width))
+            self.register_buffer("empty_mask", torch.ones(1, c.text_length, dtype=torch.bool))
+        else:
+            self.class_embed = Embedding(c.num_classes + 1, 1, c.width, 0.0)
         half = c.depth // 2
         self.in_blocks = nn.ModuleList(Block(c.width, c.num_heads, c.mlp_ratio) for _ in range(half))
         self.mid_block = Block(c.width, c.num_heads, c.mlp_ratio)
@@ -188,18 +238,66 @@ class UViT(nn.Module):
         self.final_norm = nn.LayerNorm(c.width)
         self.head = TiedHead(c.width, c.codebook_size + 1)
         self.apply(_init_weights)
+        if c.is_text:
+            nn.init.trunc_normal_(self.text_positions, std=0.02)  # as U-ViT's pos_embed
 
-    def forward(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.class_embed(labels[:, None]), self.token_embed(tokens)], dim=1)
+    def context(self, cond) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The context tokens ``[B, context_len, width]`` of ``cond`` and the attention key mask
+        ``[B, 1, 1, context_len + L]`` (None for class ids: every key may be attended to)."""
+        if not self.config.is_text:
+            if isinstance(cond, TextCondition):
+                raise AutonatError("this generator is class-conditional: give it class ids (--labels), "
+                                   "not captions (--prompt)")
+            return self.class_embed(cond[:, None]), None
+        if not isinstance(cond, TextCondition):
+            raise AutonatError("this generator is text-conditional: give it captions (--prompt / --prompts), "
+                               "not class ids (--labels)")
+        want = (self.config.text_length, self.config.text_width)
+        if tuple(cond.hidden.shape[1:]) != want:
+            raise AutonatError(f"text hidden states are {tuple(cond.hidden.shape[1:])} but the generator takes "
+                               f"{want} (tokens, width); encode captions with the encoder the checkpoint records")
+        x = self.text_embed(cond.hidden.to(self.text_positions.dtype)) + self.text_positions
+        # the key mask is passed even when every text token is real, so a row's numbers never depend on
+        # which other rows share its batch (one attention kernel for all)
+        image = torch.ones(len(cond), self.config.seq_len, dtype=torch.bool, device=cond.mask.device)
+        return x, torch.cat([cond.mask.to(torch.bool), image], dim=1)[:, None, None, :]
+
+    def forward(self, tokens: torch.Tensor, cond) -> torch.Tensor:
+        ctx, keys = self.context(cond)
+        x = torch.cat([ctx, self.token_embed(tokens)], dim=1)
         skips = []
         for block in self.in_blocks:
-            x = block(x)
+            x = block(x, keys=keys)
             skips.append(x)
-        x = self.mid_block(x)
+        x = self.mid_block(x, keys=keys)
         for block in self.out_blocks:
-            x = block(x, skips.pop())
+            x = block(x, skips.pop(), keys=keys)
         logits = self.head(self.final_norm(x), self.token_embed.tokens.weight)
-        return logits[:, 1:, : self.config.codebook_size]
+        return logits[:, self.config.context_len:, : self.config.codebook_size]
+
+    # ----------------------------------------------------------------------- the null condition (text)
+    def set_empty_caption(self, empty: TextCondition) -> None:
+        """Store the encoded empty caption (one row) as this model's null condition."""
+        if len(empty) != 1 or tuple(empty.hidden.shape[1:]) != tuple(self.empty_hidden.shape[1:]):
+            raise AutonatError(f"the empty caption must be one row of {tuple(self.empty_hidden.shape[1:])} hidden "
+                               f"states, got {tuple(empty.hidden.shape)}")
+        with torch.no_grad():
+            self.empty_hidden.copy_(empty.hidden)
+            self.empty_mask.copy_(empty.mask)
+
+    def null_condition(self, cond: TextCondition) -> TextCondition:
+        """The empty caption for every row of ``cond`` (the unconditional pass of guidance).
+
+        The model reads no pooled embedding; when ``cond`` carries one, the
+        null's is zeros of that shape, so the two can share a batch.
+        """
+        if not self.config.is_text:
+            self.context(cond[:0])  # the one error for a condition of the wrong kind
+            return torch.full_like(cond, self.config.null_class)
+        null = TextCondition(self.empty_hidden, self.empty_mask).repeat(len(cond))
+        if cond.pooled is None:
+            return null
+        return TextCondition(null.hidden, null.mask, torch.zeros_like(cond.pooled))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

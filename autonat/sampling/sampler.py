@@ -40,7 +40,8 @@ class TokenSpace:
     a position holds a codebook id ``0 .. mask_id - 1`` or ``mask_id``, the
     [MASK] token (one past the codebook). Class ids run ``0 .. null_class - 1``;
     ``null_class`` is the null condition (unconditional samples and the second
-    pass of classifier-free guidance).
+    pass of classifier-free guidance); it is 0 for a text-conditional model,
+    which has no classes (its null is the empty caption it keeps).
     """
 
     mask_id: int
@@ -51,8 +52,9 @@ class TokenSpace:
         object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))  # YAML and JSON give lists
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise AutonatError(f"a token grid is (height, width) of positive sizes, got {self.grid}")
-        if self.mask_id < 1 or self.null_class < 1:
-            raise AutonatError(f"mask id and null class must be positive, got {self.mask_id} and {self.null_class}")
+        if self.mask_id < 1 or self.null_class < 0:
+            raise AutonatError(f"the mask id must be positive and the null class not negative, got {self.mask_id} "
+                               f"and {self.null_class}")
 
     @property
     def seq_len(self) -> int:

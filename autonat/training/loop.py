@@ -6,8 +6,9 @@ precision through accelerate. Checkpoints every N steps and at the end;
 a run resumes from its latest state.
 
 Everything random in a step is a function of ``(seed, step)``: which items
-form the global batch, the mask ratios and positions, the label dropout and
-the dropout noise. A run interrupted and resumed therefore follows the same
+form the global batch, the caption each item is shown (captioned data: see
+:func:`caption_uniforms`), the mask ratios and positions, the condition
+dropout and the dropout noise. A run interrupted and resumed therefore follows the same
 trajectory as an uninterrupted one, and each process takes its slice of the
 same global batch whatever the number of processes.
 """
@@ -30,10 +31,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from autonat.data.captions import CaptionFeatures, check_same_encoder, open_text_encoder
 from autonat.data.token_cache import TokenCache, read_token_cache
 from autonat.data.tokenization import verify_cache_tokenizer
 from autonat.errors import AutonatError
 from autonat.generator.checkpoint import save_generator
+from autonat.generator.condition import Condition, TextCondition
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import explain_disk_full
 from autonat.io.config import to_plain
@@ -65,6 +68,31 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
         perm = np.random.default_rng([seed, epoch]).permutation(n)
         out.extend(perm[offset: offset + batch_size - len(out)].tolist())
     return np.asarray(out)
+
+
+CAPTION_STREAM = 0xCA9
+
+
+def caption_uniforms(seed: int, positions: np.ndarray) -> np.ndarray:
+    """One uniform in [0, 1) per position of the run's item stream (``step * batch_size + row``).
+
+    Position ``p``'s draw is a hash of ``(seed, CAPTION_STREAM, p)`` alone, so
+    the caption an item is shown does not depend on the process count and a
+    resumed run draws what an uninterrupted one would.
+    """
+    bits = [np.random.SeedSequence([seed, CAPTION_STREAM, int(p)]).generate_state(1, np.uint64)[0] >> np.uint64(11)
+            for p in positions]
+    return np.asarray(bits, dtype=np.float64) / float(1 << 53)
+
+
+def batch_conditions(step: int, idx: np.ndarray, seed: int, labels: torch.Tensor,
+                     captions: CaptionFeatures | None) -> Condition:
+    """The conditions of global batch ``step`` (items ``idx``): their class ids, or for a captioned cache one
+    of each item's captions, chosen by :func:`caption_uniforms` (U-ViT draws one caption per image per step)."""
+    if captions is None:
+        return labels[idx]
+    positions = step * len(idx) + np.arange(len(idx))
+    return captions.condition(captions.choose(idx, caption_uniforms(seed, positions)))
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
@@ -109,9 +137,10 @@ class StepResult:
 
 
 def train_step(accelerator, model: torch.nn.Module, opt: torch.optim.Optimizer, ema: torch.nn.Module,
-               tokens: torch.Tensor, labels: torch.Tensor, step: int, recipe: Recipe, *,
+               tokens: torch.Tensor, labels: Condition, step: int, recipe: Recipe, *,
                with_stats: bool = False, explain: Callable[[], str] | None = None) -> StepResult:
-    """One optimisation step on global batch ``step``: ``tokens`` [B, L] and ``labels`` [B], on the CPU.
+    """One optimisation step on global batch ``step``: ``tokens`` [B, L] and ``labels`` (class ids [B] or a
+    :class:`TextCondition`, dropped to the model's empty caption), on the CPU.
 
     The masks and dropped labels are drawn for the whole global batch from the
     step's generator and each process trains its own rows, so a run is the
@@ -126,7 +155,10 @@ def train_step(accelerator, model: torch.nn.Module, opt: torch.optim.Optimizer, 
     """
     seed, rank = recipe.train.seed, accelerator.process_index
     model.train()
-    batch = mask_batch(tokens, labels, recipe.masking, recipe.model.mask_id, recipe.model.null_class,
+    null = recipe.model.null_class
+    if isinstance(labels, TextCondition):
+        null = accelerator.unwrap_model(model).null_condition(labels[:1]).to("cpu")
+    batch = mask_batch(tokens, labels, recipe.masking, recipe.model.mask_id, null,
                        generator=step_generator(seed, step))
     per_rank = len(labels) // accelerator.num_processes
     mine, device = slice(rank * per_rank, (rank + 1) * per_rank), accelerator.device
@@ -186,12 +218,15 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
     tokens_all = torch.from_numpy(np.asarray(cache.tokens, dtype=np.int64))
     labels_all = torch.from_numpy(np.asarray(cache.labels, dtype=np.int64))
     _check_cache(cache, recipe.model)
+    _check_text_encoder(cache, recipe, accelerator.device)
     verify_cache_tokenizer(cache, force)
     _check_same_cache(run, cache, resuming=cfg.resume and run.latest_state() is not None,
                       record=accelerator.is_main_process)
 
     torch.manual_seed(cfg.seed)
     model = UViT(recipe.model)
+    if cache.is_text:
+        model.set_empty_caption(cache.captions.empty())
     accelerator.print(training_summary(recipe, len(labels_all), sum(p.numel() for p in model.parameters()),
                                        world, accelerator.device))
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -226,7 +261,8 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
             idx = batch_indices(step, cfg.batch_size, len(labels_all), cfg.seed)
             done = step + 1
             logs = done % cfg.log_every == 0 or done == cfg.steps
-            result = train_step(accelerator, model, opt, ema, tokens_all[idx], labels_all[idx], step, recipe,
+            cond = batch_conditions(step, idx, cfg.seed, labels_all, cache.captions)
+            result = train_step(accelerator, model, opt, ema, tokens_all[idx], cond, step, recipe,
                                 with_stats=logs, explain=functools.partial(_last_good, run))
             tokens_seen += result.tokens
             if logs:
@@ -238,7 +274,7 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
             stopping = _any_process(accelerator, stop.signal is not None)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
                 _save(accelerator, run, done, ema, recipe, tokenizer_ref, cfg.keep_checkpoints,
-                      class_names=cache.meta.get("class_names"))
+                      class_names=cache.meta.get("class_names"), text_encoder=cache.meta.get("text_encoder"))
             if stopping:
                 accelerator.print(f"stopped by {stop.name} at step {done}: state saved in "
                                   f"{run.state / f'step_{done}'}; run the same command again to resume")
@@ -282,8 +318,23 @@ def _check_cache(cache: TokenCache, config: UViTConfig) -> None:
     top = int(np.asarray(cache.tokens).max()) if len(cache) else 0
     if top >= config.codebook_size:
         raise AutonatError(f"token cache holds id {top} but the codebook has {config.codebook_size} codes")
+    if cache.is_text:
+        return
     if len(cache) and (cache.labels.min() < 0 or cache.labels.max() >= config.num_classes):
         raise AutonatError(f"token cache labels out of range [0, {config.num_classes})")
+
+
+def _check_text_encoder(cache: TokenCache, recipe: Recipe, device) -> None:
+    """A recipe naming a text encoder must be given a cache made by that encoder (and only a captioned one)."""
+    if recipe.text is None:
+        return
+    if not cache.is_text:
+        raise AutonatError(f"the recipe names text encoder {recipe.text.encoder} but token cache {cache.path} has "
+                           "no captions; tokenize a captioned dataset (data.captions), or remove the text section")
+    encoder = open_text_encoder(recipe.text.encoder, device=device)
+    check_same_encoder(cache.captions.encoder, encoder, f"token cache {cache.path}",
+                       fix=f"encode the data again with `autonat tokenize` and text.encoder={recipe.text.encoder}, "
+                           "or name the encoder the cache records")
 
 
 CACHE_RECORD = "cache.json"
@@ -293,6 +344,8 @@ def _check_same_cache(run: RunDir, cache: TokenCache, resuming: bool, record: bo
     """A run records the cache it trains on (path, tokenizer, size, grid); a resumed run must use the same one."""
     inputs = {"cache": os.path.abspath(cache.path), "num_items": len(cache), "grid": list(cache.grid),
               "tokenizer_fingerprint": cache.meta.get("tokenizer", {}).get("fingerprint")}
+    if cache.is_text:
+        inputs["text_encoder"] = cache.captions.encoder.get("name")
     file = run.root / CACHE_RECORD
     if resuming:
         check_identity(file, inputs, f"training run {run.root}", record=record,
@@ -356,7 +409,7 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_ref: dict, keep: int,
-          class_names: list[str] | None = None) -> None:
+          class_names: list[str] | None = None, text_encoder: dict | None = None) -> None:
     """Inference checkpoint (EMA), then resumable state, each written atomically.
 
     The state is written to ``state/.step_N.tmp`` and renamed to ``state/step_N``
@@ -368,7 +421,7 @@ def _save(accelerator, run: RunDir, step: int, ema, recipe: Recipe, tokenizer_re
     kept = "the earlier checkpoints and states are intact"
     if accelerator.is_main_process:
         save_generator(run.checkpoints / f"step_{step}", ema, recipe.model, tokenizer_ref,
-                       meta={"class_names": class_names,
+                       meta={"class_names": class_names, **({"text_encoder": text_encoder} if text_encoder else {}),
                              "training": {"step": step, "masking": recipe.masking, "cache": recipe.cache,
                                            "num_processes": accelerator.num_processes}})
         shutil.rmtree(tmp, ignore_errors=True)

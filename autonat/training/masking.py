@@ -4,8 +4,9 @@ For every sequence a mask ratio r ~ Beta(alpha, beta) is drawn and
 ``round(r * L)`` random positions (at least one) are replaced by [MASK]; the
 loss is label-smoothed cross-entropy on the masked positions only. Labels are
 dropped to the null class with probability ``p_uncond`` so that one network
-also learns the unconditional model used by classifier-free guidance.
-AutoNAT's searched training strategy is Beta(12, 3).
+also learns the unconditional model used by classifier-free guidance; a
+text condition is dropped to the encoded empty caption the same way
+(:func:`drop_conditions`). AutoNAT's searched training strategy is Beta(12, 3).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from autonat.generator.condition import Condition, TextCondition
 from autonat.io.config import FieldError, require_fractions, require_positive
 
 
@@ -43,7 +45,7 @@ class MaskedBatch:
 
     inputs: torch.Tensor  # [B, L] tokens with [MASK] at masked positions
     mask: torch.Tensor  # [B, L] bool, True where masked
-    labels: torch.Tensor  # [B] class ids after label dropout
+    labels: Condition  # [B] class ids, or a TextCondition, after condition dropout
 
 
 def sample_mask_ratios(n: int, alpha: float, beta: float, generator: torch.Generator | None = None,
@@ -70,16 +72,24 @@ def random_mask(shape: tuple[int, int], ratios: torch.Tensor,
     return ranks < counts[:, None]
 
 
-def mask_batch(tokens: torch.Tensor, labels: torch.Tensor, config: MaskingConfig, mask_id: int,
-               null_class: int, generator: torch.Generator | None = None) -> MaskedBatch:
-    """Mask ``tokens`` [B, L] and drop ``labels`` [B] as the training strategy says."""
+def drop_conditions(cond: Condition, drop: torch.Tensor, null: int | TextCondition) -> Condition:
+    """Row ``i`` of ``cond`` replaced by the null condition where ``drop[i]``: the null class id, or the
+    encoded empty caption ``null`` (one row) for a :class:`TextCondition`."""
+    if isinstance(cond, TextCondition):
+        return cond.where(drop, null.repeat(len(cond)))
+    return torch.where(drop, torch.full_like(cond, null), cond)
+
+
+def mask_batch(tokens: torch.Tensor, labels: Condition, config: MaskingConfig, mask_id: int,
+               null_class: int | TextCondition, generator: torch.Generator | None = None) -> MaskedBatch:
+    """Mask ``tokens`` [B, L] and drop ``labels`` (class ids [B] or a TextCondition) as the training strategy
+    says; ``null_class`` is the null class id, or the empty caption for text conditions."""
     b, length = tokens.shape
     ratios = sample_mask_ratios(b, config.alpha, config.beta, generator, device=tokens.device)
     mask = random_mask((b, length), ratios, generator)
     inputs = torch.where(mask, torch.full_like(tokens, mask_id), tokens)
     drop = torch.rand(b, generator=generator, device=tokens.device) < config.p_uncond
-    labels = torch.where(drop, torch.full_like(labels, null_class), labels)
-    return MaskedBatch(inputs=inputs, mask=mask, labels=labels)
+    return MaskedBatch(inputs=inputs, mask=mask, labels=drop_conditions(labels, drop, null_class))
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,

@@ -9,12 +9,18 @@ errors naming the key (see :func:`autonat.io.config.build`).
 Each command needs only some sections::
 
     train-tokenizer   data (source required), tokenizer (out_dir, or --out)
-    tokenize          data (source required), tokenizer.out_dir (or --tokenizer), cache (or --out)
+    tokenize          data (source required), tokenizer.out_dir (or --tokenizer), cache (or --out);
+                      text.encoder (or --text-encoder) when data.captions is set
     train             cache, model, masking, optim, train (data and tokenizer are not read)
     search training   as train
 
 ``data.source`` has no default: ``source: demo`` names the built-in 32 px
-digits, anything else an image folder with one subfolder per class. A
+digits, anything else an image folder with one subfolder per class, or,
+with ``data.captions`` (a COCO ``captions_*.json`` or a JSONL caption
+file), the folder the captions' image paths are relative to. A captioned
+dataset is encoded with the text encoder ``text.encoder``, and the model
+trained on its cache is text-conditional (its text width and length come
+from the cache). A
 missing optional section takes its defaults (``model``, ``masking``,
 ``optim``, ``train``, ``tokenizer``); ``data`` and ``cache`` must be written
 out by the commands that read them.
@@ -65,10 +71,17 @@ class DataSection:
                                              "image folder with one subfolder per class"})
     image_size: int | None = None  # side in px after resize + centre crop; default: the tokenizer's resolution
     hflip: bool = False  # also encode the mirror image of every image (tokenize)
+    captions: str | None = None  # a COCO captions_*.json or a JSONL of {"image", "caption"} (tokenize)
+    crop: bool = True  # centre-crop to a square; false keeps non-square images whole (captioned data)
 
     def __post_init__(self) -> None:
         if not self.source.strip():
             raise FieldError("source", "is empty; write `demo` or the path of an image folder")
+        if self.captions is not None and (not self.captions.strip() or is_demo_source(self.source)):
+            raise FieldError("captions", "needs an image folder as data.source and the path of a caption file "
+                                         "(.json COCO captions or .jsonl)")
+        if not self.crop and self.captions is None:
+            raise FieldError("crop", "false is for captioned data (data.captions); class folders are cropped")
         require_counts(self, "image_size")
         size = source_image_size(self.source, self.image_size)
         if self.image_size is not None and self.image_size != size:
@@ -123,9 +136,30 @@ class ModelSection:
         return {k: arch[k] for k in given}
 
     def config(self, cache: TokenCache) -> UViTConfig:
-        """The full architecture: this section plus the token cache's codebook, grid and class count."""
-        return UViTConfig(**self.architecture(), codebook_size=cache.codebook_size, grid=tuple(cache.grid),
-                          num_classes=cache.num_classes)
+        """The full architecture: this section plus the token cache's codebook, grid and class count
+        (or, for a captioned cache, its text encoder's width and length)."""
+        if cache.is_text:
+            enc = cache.captions.encoder
+            text = dict(num_classes=0, text_width=int(enc["width"]), text_length=int(enc["max_length"]))
+        else:
+            text = dict(num_classes=cache.num_classes)
+        return UViTConfig(**self.architecture(), codebook_size=cache.codebook_size, grid=tuple(cache.grid), **text)
+
+
+@dataclass(frozen=True)
+class TextSection:
+    """``text:``: the text encoder of a captioned dataset (a spec for :func:`autonat.text.load_text_encoder`).
+
+    ``tokenize`` encodes the captions with it; ``train`` checks that the
+    cache was made by it (name with weights fingerprint, width, length).
+    """
+
+    encoder: str = field(metadata={"missing": "name the text encoder, e.g. `encoder: minilm` or the folder of a "
+                                              "CLIP text model"})
+
+    def __post_init__(self) -> None:
+        if not self.encoder.strip():
+            raise FieldError("encoder", "is empty; name the text encoder")
 
 
 WARMUPS = ("ours", "official")
@@ -201,6 +235,7 @@ class Recipe:
     cache: str
     model: UViTConfig
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    text: TextSection | None = None
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -216,6 +251,7 @@ class RecipeFile:
     """A whole recipe file, every section parsed and checked (see the module docstring for who reads what)."""
 
     data: DataSection | None = None
+    text: TextSection | None = None
     tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
     cache: str | None = None  # the token cache: written by `tokenize`, read by `train`
     model: ModelSection = field(default_factory=ModelSection)
@@ -245,7 +281,8 @@ class RecipeFile:
         cache = self.need("cache", "train")
         check_run_output(self.train.out_dir)
         model = self.model.config(read_token_cache(cache))
-        return Recipe(cache=cache, model=model, masking=self.masking, optim=self.optim, train=self.train)
+        return Recipe(cache=cache, model=model, masking=self.masking, text=self.text, optim=self.optim,
+                      train=self.train)
 
 
 def parse_recipe(d: dict) -> RecipeFile:

@@ -1,0 +1,268 @@
+"""Text-conditional generation: the U-ViT's text context, the captioned token cache, training on it."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import FakeTextEncoder, tiny_recipe, write_caption_dataset, write_tiny_tokenizer
+
+from autonat.data.captions import read_captions
+from autonat.data.token_cache import read_token_cache
+from autonat.data.tokenization import tokenize_dataset
+from autonat.errors import AutonatError
+from autonat.generator.checkpoint import load_generator, save_generator
+from autonat.generator.condition import TextCondition, concat
+from autonat.generator.uvit import UViT, UViTConfig
+from autonat.training.loop import batch_conditions, caption_uniforms, train
+from autonat.training.masking import MaskingConfig, mask_batch
+from autonat.training.recipe import recipe_from_dict
+
+TEXT = dict(codebook_size=16, grid=(2, 3), num_classes=0, width=32, depth=2, num_heads=2, dropout=0.0,
+            text_width=6, text_length=5)
+
+
+def reference_logits(model: UViT, tokens: torch.Tensor, context: torch.Tensor, keys: torch.Tensor | None):
+    """The U-ViT forward written out from the state dict: embeddings, pre-norm blocks with an explicit
+    softmax attention (key mask as -inf), long skips, the tied head; logits of the image positions."""
+    sd, c = model.state_dict(), model.config
+    heads, d = c.num_heads, c.width // c.num_heads
+
+    def ln(x, name, eps=1e-5):
+        return F.layer_norm(x, (c.width,), sd[f"{name}.weight"], sd[f"{name}.bias"], eps)
+
+    def lin(x, name):
+        return x @ sd[f"{name}.weight"].T + (sd[f"{name}.bias"] if f"{name}.bias" in sd else 0)
+
+    def block(x, name, skip=None):
+        if skip is not None:
+            x = lin(torch.cat([x, skip], -1), f"{name}.skip")
+        h = ln(x, f"{name}.norm1")
+        q, k, v = lin(h, f"{name}.attn.qkv").split(c.width, -1)
+        q, k, v = (t.view(*t.shape[:2], heads, d).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / d ** 0.5
+        if keys is not None:
+            scores = scores.masked_fill(~keys[:, None, None, :], float("-inf"))
+        a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(*x.shape)
+        x = x + lin(a, f"{name}.attn.proj")
+        h = lin(F.gelu(lin(ln(x, f"{name}.norm2"), f"{name}.mlp.fc1")), f"{name}.mlp.fc2")
+        return x + h
+
+    img = sd["token_embed.tokens.weight"][tokens] + sd["token_embed.positions.weight"][: tokens.shape[1]]
+    img = F.layer_norm(img, (c.width,), sd["token_embed.norm.weight"], sd["token_embed.norm.bias"], 1e-6)
+    x = torch.cat([context, img], 1)
+    skips = []
+    for i in range(c.depth // 2):
+        x = block(x, f"in_blocks.{i}")
+        skips.append(x)
+    x = block(x, "mid_block")
+    for i in range(c.depth // 2):
+        x = block(x, f"out_blocks.{i}", skips.pop())
+    h = ln(F.gelu(lin(ln(x, "final_norm"), "head.fc")), "head.norm")
+    logits = h @ sd["token_embed.tokens.weight"].T + sd["head.bias"]
+    return logits[:, context.shape[1]:, : c.codebook_size]
+
+
+def _text_model(seed=0):
+    torch.manual_seed(seed)
+    return UViT(UViTConfig(**TEXT)).eval()
+
+
+def test_text_logits_equal_an_independent_computation():
+    model = _text_model()
+    enc = FakeTextEncoder()
+    cond = enc.encode(["a 3 next to a 7", "two words", ""])
+    tokens = torch.randint(0, 17, (3, 6), generator=torch.Generator().manual_seed(1))
+    sd = model.state_dict()
+    context = cond.hidden @ sd["text_embed.weight"].T + sd["text_embed.bias"] + sd["text_positions"]
+    keys = torch.cat([cond.mask, torch.ones(3, 6, dtype=torch.bool)], 1)
+    expected = reference_logits(model, tokens, context, keys)
+    assert torch.allclose(model(tokens, cond), expected, atol=1e-5)
+    # padding positions are masked keys: changing their hidden states changes nothing
+    noisy = TextCondition(torch.where(cond.mask[..., None], cond.hidden, torch.randn_like(cond.hidden)), cond.mask)
+    assert torch.allclose(model(tokens, noisy), model(tokens, cond), atol=1e-6)
+    # ... while a real token's does
+    other = cond.hidden.clone()
+    other[0, 1] += 1.0
+    assert not torch.allclose(model(tokens, TextCondition(other, cond.mask))[0], model(tokens, cond)[0], atol=1e-4)
+
+
+def test_class_conditional_unchanged(tiny_model, tiny_config):
+    """The class model: same parameter names as always (the released weights' layout), logits equal to the
+    written-out forward with the class token as context and no key mask."""
+    names = set(tiny_model.state_dict())
+    assert "class_embed.tokens.weight" in names and not any(n.startswith(("text_", "empty_")) for n in names)
+    tokens = torch.randint(0, 17, (3, 16), generator=torch.Generator().manual_seed(2))
+    labels = torch.tensor([0, 2, 3])
+    sd = tiny_model.state_dict()
+    ctx = F.layer_norm(sd["class_embed.tokens.weight"][labels][:, None] + sd["class_embed.positions.weight"][:1],
+                       (32,), sd["class_embed.norm.weight"], sd["class_embed.norm.bias"], 1e-6)
+    assert torch.allclose(tiny_model(tokens, labels), reference_logits(tiny_model, tokens, ctx, None), atol=1e-5)
+    assert torch.equal(tiny_model.null_condition(labels), torch.full((3,), 3))
+
+
+def test_wrong_condition_kind_is_one_clear_error(tiny_model):
+    text = _text_model()
+    cond = FakeTextEncoder().encode(["x"])
+    with pytest.raises(AutonatError, match="text-conditional.*--prompt"):
+        text(torch.zeros(1, 6, dtype=torch.long), torch.tensor([0]))
+    with pytest.raises(AutonatError, match="class-conditional.*--labels"):
+        tiny_model(torch.zeros(1, 16, dtype=torch.long), cond)
+    with pytest.raises(AutonatError, match="encoder the checkpoint records"):
+        text(torch.zeros(1, 6, dtype=torch.long), FakeTextEncoder(width=4).encode(["x"]))
+
+
+def test_null_condition_is_the_stored_empty_caption_and_survives_save_load(tmp_path):
+    model = _text_model()
+    enc = FakeTextEncoder()
+    model.set_empty_caption(enc.encode([""]))
+    cond = enc.encode(["one", "two three"])
+    null = model.null_condition(cond)
+    assert torch.equal(null.hidden, enc.encode(["", ""]).hidden) and torch.equal(null.mask, enc.encode(["", ""]).mask)
+    both = concat(cond, null)  # the sampler's batched guidance
+    assert len(both) == 4
+    save_generator(tmp_path / "g", model, model.config, {"path": "none"}, meta={"text_encoder": {"name": enc.name}})
+    loaded = load_generator(tmp_path / "g")
+    assert loaded.config == model.config and loaded.meta["text_encoder"]["name"] == enc.name
+    assert torch.equal(loaded.model.empty_hidden, model.empty_hidden)
+    assert torch.equal(loaded.model.empty_mask, model.empty_mask)
+    tokens = torch.randint(0, 17, (2, 6))
+    assert torch.equal(loaded.model(tokens, cond), model(tokens, cond))
+
+
+def test_condition_dropout_uses_the_empty_caption():
+    enc = FakeTextEncoder()
+    cond, empty = enc.encode(["a b", "c d", "e f", "g h"]), enc.encode([""])
+    tokens = torch.zeros(4, 6, dtype=torch.long)
+    cfg = MaskingConfig(p_uncond=0.5)
+    batch = mask_batch(tokens, cond, cfg, 16, empty, generator=torch.Generator().manual_seed(3))
+    dropped = (batch.labels.hidden == empty.hidden).flatten(1).all(1)
+    kept = (batch.labels.hidden == cond.hidden).flatten(1).all(1)
+    assert (dropped | kept).all() and dropped.any() and kept.any()
+    # the class path draws the same masks and drops the same rows
+    ids = mask_batch(tokens, torch.arange(4), cfg, 16, 9, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(ids.mask, batch.mask) and torch.equal(ids.labels == 9, dropped)
+
+
+# --------------------------------------------------------------------------- captioned data and cache
+@pytest.mark.parametrize("kind", ["jsonl", "coco"])
+def test_tokenize_a_captioned_dataset(tmp_path, kind):
+    images, file = write_caption_dataset(tmp_path / "data", kind)
+    listing = read_captions(file, images)
+    assert len(listing) == 6 and [len(c) for c in listing.captions] == [2, 3, 2, 3, 2, 3]
+    assert listing.uncaptioned == (1 if kind == "coco" else 0)
+    tok = write_tiny_tokenizer(tmp_path / "tok")
+    enc = FakeTextEncoder()
+    n = tokenize_dataset(str(images), tok, tmp_path / "cache", image_size=8, captions=file, text_encoder="fake",
+                         encoder=enc, batch_size=4)
+    cache = read_token_cache(tmp_path / "cache")
+    assert n == 6 and cache.is_text and cache.num_classes == 0 and (cache.labels == -1).all()
+    feats = cache.captions
+    assert feats.hidden.dtype == np.float16 and isinstance(feats.hidden, np.memmap)
+    assert feats.counts.tolist() == [2, 3, 2, 3, 2, 3] and feats.hidden.shape == (15, 5, 6)
+    assert feats.encoder == {"spec": "fake", "name": enc.name, "width": 6, "max_length": 5}
+    texts = feats.texts()
+    assert texts[1] == ["picture 1 caption 0", "picture 1 caption 1", "picture 1 caption 2"]
+    # caption j of image i is the encoder's output for that text, rounded to float16
+    row = feats.offsets[3] + 2
+    direct = enc.encode([texts[3][2]])
+    assert torch.equal(feats.condition([row]).hidden, direct.hidden.half().float())
+    assert torch.equal(feats.condition([row]).mask, direct.mask)
+    assert torch.equal(feats.empty().hidden, enc.encode([""]).hidden.half().float())
+
+
+def test_caption_file_errors(tmp_path):
+    images, file = write_caption_dataset(tmp_path / "d", "jsonl", n=2)
+    with pytest.raises(AutonatError, match="caption file not found"):
+        read_captions(tmp_path / "nope.jsonl", images)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"image": "0.png", "caption": "x"}\n{"img": "1.png"}\n')
+    with pytest.raises(AutonatError, match=r"bad.jsonl:2: .*fix that line"):
+        read_captions(bad, images)
+    with pytest.raises(AutonatError, match="not found.*data.source"):
+        read_captions(file, tmp_path)
+
+
+def _captioned_cache(tmp_path, hflip=False):
+    images, file = write_caption_dataset(tmp_path / "data", "jsonl", n=8)
+    tok = write_tiny_tokenizer(tmp_path / "tok")
+    tokenize_dataset(str(images), tok, tmp_path / "cache", image_size=8, captions=file, text_encoder="fake",
+                     encoder=FakeTextEncoder(), batch_size=4, hflip=hflip)
+    return tmp_path / "cache"
+
+
+def test_caption_draws_are_per_position_and_cover_each_images_captions(tmp_path):
+    cache = read_token_cache(_captioned_cache(tmp_path))
+    u = caption_uniforms(0, np.arange(40))
+    assert np.array_equal(u[10:20], caption_uniforms(0, np.arange(10, 20)))  # a position's draw is its own
+    assert ((0 <= u) & (u < 1)).all() and not np.array_equal(u, caption_uniforms(1, np.arange(40)))
+    labels = torch.full((8,), -1)
+    rows = set()
+    for step in range(12):
+        idx = np.arange(8)
+        cond = batch_conditions(step, idx, 0, labels, cache.captions)
+        for i in idx:  # each row is one of its image's own captions
+            mine = cache.captions.condition(np.arange(cache.captions.offsets[i], cache.captions.offsets[i + 1]))
+            match = (mine.hidden == cond.hidden[i]).flatten(1).all(1)
+            assert match.sum() >= 1
+            rows.add((int(i), int(match.float().argmax())))
+    assert len(rows) == int(cache.captions.counts.sum())  # every caption shown within 12 steps
+
+
+def test_hflip_copies_share_their_images_captions(tmp_path):
+    cache = read_token_cache(_captioned_cache(tmp_path, hflip=True))
+    texts = cache.captions.texts()
+    assert len(cache) == 16 and texts[0] == texts[4] and texts[4] == ["picture 0 caption 0", "picture 0 caption 1"]
+
+
+def _losses(run):
+    with open(run / "log.csv") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_training_on_captions_resumes_exactly(tmp_path, monkeypatch):
+    cache = _captioned_cache(tmp_path)
+    recipe = tiny_recipe(cache, tmp_path / "a", steps=12, checkpoint_every=6)
+    final = train(recipe_from_dict(recipe))
+    train(recipe_from_dict({**recipe, "train": {**recipe["train"], "out_dir": str(tmp_path / "b"), "steps": 6}}))
+    resumed = train(recipe_from_dict({**recipe, "train": {**recipe["train"], "out_dir": str(tmp_path / "b")}}))
+    assert _losses(tmp_path / "a") == pytest.approx(_losses(tmp_path / "b"), abs=1e-6)
+    a, b = load_generator(final), load_generator(resumed)
+    assert a.config.text_width == 6 and a.config.text_length == 5 and a.config.num_classes == 0
+    assert a.meta["text_encoder"]["name"] == FakeTextEncoder().name
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.allclose(va, vb, atol=1e-6), k
+    empty = read_token_cache(cache).captions.empty()
+    assert torch.equal(a.model.empty_hidden, empty.hidden) and torch.equal(a.model.empty_mask, empty.mask)
+    assert json.loads((tmp_path / "a" / "cache.json").read_text())["text_encoder"] == FakeTextEncoder().name
+
+
+def test_training_refuses_a_cache_of_another_encoder(tmp_path, monkeypatch):
+    import autonat.training.loop as loop
+
+    cache = _captioned_cache(tmp_path)
+    monkeypatch.setattr(loop, "open_text_encoder", lambda spec, device="cpu": FakeTextEncoder(tag="1" * 16))
+    recipe = {**tiny_recipe(cache, tmp_path / "run", steps=2), "text": {"encoder": "other"}}
+    with pytest.raises(AutonatError, match="was made with text encoder fake-words@0+ .*autonat tokenize"):
+        train(recipe_from_dict(recipe))
+
+
+def test_sampler_decodes_a_text_model_with_guidance():
+    """The unchanged sampler on the text U-ViT: per-sample seeds give the same tokens alone or in a batch,
+    and guidance runs the empty-caption pass (batched and split alike)."""
+    from autonat.sampling.options import SamplerOptions
+    from autonat.sampling.sampler import TokenSpace, make_generators, sample_seeds, sample_tokens
+    from autonat.strategy.core import autonat_init
+
+    model = _text_model()
+    model.set_empty_caption(FakeTextEncoder().encode([""]))
+    space = TokenSpace.of(model.config)
+    cond = FakeTextEncoder().encode(["a 3 next to a 7", "the digits 1 and 2", "x"])
+    strategy = autonat_init(4)
+    together = sample_tokens(model, strategy, cond, make_generators(sample_seeds(5, range(3))), space)
+    alone = sample_tokens(model, strategy, cond[1], make_generators(sample_seeds(5, [1])), space)
+    split = sample_tokens(model, strategy, cond, make_generators(sample_seeds(5, range(3))), space,
+                          SamplerOptions(cfg_batching="split"))
+    assert together.shape == (3, 6) and torch.equal(together[1:2], alone) and torch.equal(together, split)
