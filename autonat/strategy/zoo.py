@@ -170,21 +170,50 @@ def cfg_power_cosine(steps: int, cfg_max: float = 3.0, power: float = 4.0) -> St
     return maskgit(steps, cfg=power_cosine_cfg_ramp(steps, cfg_max, power))
 
 
-def amused(steps: int, guidance_scale: float = 10.0, temperature: tuple[float, float] = (2.0, 0.0)) -> Strategy:
+def amused_mask_ratios(steps: int, masking_schedule: str = "cosine") -> list[float]:
+    """``AmusedScheduler``'s mask ratios, computed as it computes them: in float32 torch arithmetic.
+
+    Its step ``t`` keeps ``floor(L * gamma(r))`` tokens masked with
+    ``r = (t + 1) / T`` a float32 tensor and ``gamma(r) = cos(r * pi / 2)``
+    (or ``1 - r``) in float32. Where ``gamma(r)`` is exactly a multiple of
+    ``1 / L`` in real numbers the float32 value falls just below it: for
+    ``T = 12`` and ``t = 7``, ``cos(pi / 3)`` is ``0.49999997`` and the scheduler
+    keeps ``L / 2 - 1`` tokens masked where the float64 cosine gives ``L / 2``.
+    The float32 values, widened exactly, give the scheduler's counts through
+    :meth:`~autonat.strategy.core.Strategy.masked_counts` (checked against the
+    scheduler in ``tests/test_amused.py``).
+    """
+    import torch  # the scheduler's own arithmetic; imported here so the strategy module stays light
+
+    if masking_schedule not in ("cosine", "linear"):
+        raise AutonatError(f"unknown aMUSEd masking schedule {masking_schedule!r}; it has cosine and linear")
+    _check_steps(steps)
+    ratios = []
+    for t in range(steps - 1):
+        r = (torch.tensor([t]) + 1) / steps
+        gamma = torch.cos(r * math.pi / 2) if masking_schedule == "cosine" else 1 - r
+        ratios.append(float(gamma))
+    return ratios
+
+
+def amused(steps: int, guidance_scale: float = 10.0, temperature: tuple[float, float] = (2.0, 0.0),
+           masking_schedule: str = "cosine") -> Strategy:
     """aMUSEd's defaults (Patil et al., 2024; diffusers ``AmusedPipeline`` + ``AmusedScheduler``).
 
     ``AmusedPipeline.__call__`` defaults to 12 steps, ``guidance_scale=10.0``
     and ``temperature=(2, 0)``; ``AmusedScheduler`` defaults to the cosine
-    masking schedule, samples tokens from ``softmax(logits)`` (temperature 1),
-    and re-masks by ``log p + temperatures[t] * gumbel`` with
-    ``temperatures = linspace(2, 0, T)``. Its CFG is
-    ``uncond + g * (cond - uncond)``, enabled only for ``g > 1``, so ours is
-    ``s = g - 1 = 9``.
+    masking schedule (:func:`amused_mask_ratios`, its float32 values),
+    samples tokens from ``softmax(logits)`` (temperature 1), and re-masks by
+    ``log p + temperatures[t] * gumbel`` with ``temperatures = linspace(2, 0, T)``
+    (float32, as ``torch.linspace``). Its CFG is ``uncond + g * (cond - uncond)``,
+    enabled only for ``g > 1``, so ours is ``s = g - 1 = 9``.
     """
+    import torch
+
     _check_steps(steps)
     scale = cfg_from_uncond_form(guidance_scale) if guidance_scale > 1.0 else 0.0
-    return Strategy.create(mask_ratios("cosine", steps),
-                           np.linspace(temperature[0], temperature[1], steps)[: steps - 1],
+    temps = torch.linspace(float(temperature[0]), float(temperature[1]), steps).tolist()
+    return Strategy.create(amused_mask_ratios(steps, masking_schedule), temps[: steps - 1],
                            [1.0] * steps, [scale] * steps)
 
 

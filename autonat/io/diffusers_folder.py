@@ -1,0 +1,60 @@
+"""Local diffusers pipeline folders: recognising an aMUSEd one, and importing the optional libraries.
+
+A diffusers pipeline folder holds ``model_index.json``, whose ``_class_name``
+names the pipeline (``AmusedPipeline`` for aMUSEd), and one subfolder per
+component. Nothing here imports torch or diffusers until asked.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from autonat.errors import AutonatError
+
+#: ``_class_name`` in ``model_index.json`` of an aMUSEd pipeline folder, and the ``--kind`` that names it.
+PIPELINE_CLASS = "AmusedPipeline"
+KIND = "diffusers-amused"
+EXTRA_HINT = "pip install -e '.[diffusers]'"
+
+
+def import_diffusers():
+    """The ``diffusers`` module, with ``transformers`` importable too; a clear error naming the extra if not."""
+    try:
+        import diffusers
+        import transformers  # noqa: F401  (the text encoder and tokenizer of the pipeline)
+    except ImportError as exc:
+        raise AutonatError(f"aMUSEd checkpoints need diffusers and transformers ({exc.name} is missing); "
+                           f"install the extra: {EXTRA_HINT}") from None
+    return diffusers
+
+
+def read_model_index(path: str | Path) -> dict | None:
+    """The ``model_index.json`` of a diffusers folder, or None when ``path`` is not one."""
+    try:
+        info = json.loads((Path(path) / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def is_amused_folder(path: str | Path) -> bool:
+    """True if ``path`` is a diffusers folder whose ``model_index.json`` names ``AmusedPipeline``."""
+    info = read_model_index(path)
+    return info is not None and info.get("_class_name") == PIPELINE_CLASS
+
+
+def check_amused_folder(path: str | Path) -> Path:
+    """``path`` as an aMUSEd folder with its four model subfolders, or a one-line error saying what is wrong."""
+    path = Path(path)
+    info = read_model_index(path)
+    if info is None:
+        raise AutonatError(f"{path} is not a diffusers pipeline folder (no readable model_index.json); "
+                           "point --checkpoint at a local aMUSEd folder (e.g. a snapshot of amused/amused-256)")
+    if info.get("_class_name") != PIPELINE_CLASS:
+        raise AutonatError(f"{path}/model_index.json names {info.get('_class_name')!r}, not {PIPELINE_CLASS}; "
+                           "only aMUSEd pipelines are supported")
+    missing = [p for p in ("vqvae", "transformer", "text_encoder", "tokenizer", "scheduler") if not (path / p).is_dir()]
+    if missing:
+        raise AutonatError(f"aMUSEd folder {path} lacks {', '.join(m + '/' for m in missing)}; "
+                           "copy the whole pipeline snapshot")
+    return path
