@@ -7,6 +7,7 @@ component. Nothing here imports torch or diffusers until asked.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from autonat.errors import AutonatError
@@ -18,13 +19,18 @@ EXTRA_HINT = "pip install -e '.[diffusers]'"
 
 
 def import_diffusers():
-    """The ``diffusers`` module, with ``transformers`` importable too; a clear error naming the extra if not."""
+    """The ``diffusers`` module, with ``transformers`` importable too, both set to read local files only and to
+    stay quiet; a clear error naming the extra if either is missing."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import diffusers
-        import transformers  # noqa: F401  (the text encoder and tokenizer of the pipeline)
+        import transformers
     except ImportError as exc:
         raise AutonatError(f"aMUSEd checkpoints need diffusers and transformers ({exc.name} is missing); "
                            f"install the extra: {EXTRA_HINT}") from None
+    for library in (diffusers, transformers):
+        library.utils.logging.set_verbosity_error()
+        library.utils.logging.disable_progress_bar()
     return diffusers
 
 
