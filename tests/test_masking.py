@@ -1,12 +1,13 @@
 import pytest
 import torch
+from scipy.special import betainc
 
 from autonat.training.masking import (
     MaskingConfig,
-    mask_batch,
+    mask_counts,
+    mask_rows,
     masked_accuracy,
     masked_cross_entropy,
-    random_mask,
 )
 
 
@@ -14,34 +15,34 @@ def test_mean_masked_fraction_matches_beta_mean():
     cfg = MaskingConfig(alpha=12, beta=3)
     tokens = torch.zeros(4000, 64, dtype=torch.long)
     labels = torch.zeros(4000, dtype=torch.long)
-    batch = mask_batch(tokens, labels, cfg, mask_id=99, null_class=10, generator=torch.Generator().manual_seed(0))
+    batch = mask_rows(tokens, labels, 0, (0, 0), cfg, mask_id=99, null_class=10)
     frac = batch.mask.float().mean().item()
     assert abs(frac - cfg.mean_ratio) < 0.01
     assert (batch.inputs[batch.mask] == 99).all() and (batch.inputs[~batch.mask] == 0).all()
 
 
 def test_at_least_one_token_masked_and_counts_are_rounded():
-    ratios = torch.tensor([0.0, 0.001, 0.5, 0.99])
-    mask = random_mask((4, 10), ratios, torch.Generator().manual_seed(0))
-    assert mask.sum(1).tolist() == [1, 1, 5, 10]
+    """count = clamp(round(r L), 1, L): P(count = 1) = P(r L < 1.5), and the counts stay in [1, L]."""
+    cfg = MaskingConfig(alpha=0.5, beta=5.0)  # many tiny ratios
+    counts = mask_counts((0, 0), 0, 50_000, 10, cfg)
+    assert counts.min() == 1 and counts.max() <= 10
+    assert (counts == 1).mean() == pytest.approx(betainc(0.5, 5.0, 0.15), abs=0.01)
 
 
 def test_label_dropout_rate():
     cfg = MaskingConfig(p_uncond=0.15)
     labels = torch.full((20000,), 3)
-    batch = mask_batch(torch.zeros(20000, 4, dtype=torch.long), labels, cfg, 16, 10,
-                       generator=torch.Generator().manual_seed(1))
+    batch = mask_rows(torch.zeros(20000, 4, dtype=torch.long), labels, 0, (1, 0), cfg, 16, 10)
     assert set(batch.labels.unique().tolist()) == {3, 10}
     assert abs((batch.labels == 10).float().mean().item() - 0.15) < 0.01
 
 
-def test_masking_is_reproducible_from_generator():
+def test_masking_is_reproducible_from_its_key():
     cfg = MaskingConfig()
     t = torch.randint(0, 16, (8, 16))
     y = torch.zeros(8, dtype=torch.long)
-    a = mask_batch(t, y, cfg, 16, 3, generator=torch.Generator().manual_seed(5))
-    b = mask_batch(t, y, cfg, 16, 3, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(a.mask, b.mask) and torch.equal(a.labels, b.labels)
+    a, b, c = (mask_rows(t, y, 0, key, cfg, 16, 3) for key in ((5, 1), (5, 1), (5, 2)))
+    assert torch.equal(a.mask, b.mask) and torch.equal(a.labels, b.labels) and not torch.equal(a.mask, c.mask)
 
 
 def test_cross_entropy_ignores_unmasked_positions():

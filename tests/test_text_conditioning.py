@@ -16,7 +16,7 @@ from autonat.generator.checkpoint import load_generator, save_generator
 from autonat.generator.condition import TextCondition, concat
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.training.loop import batch_conditions, caption_uniforms, train
-from autonat.training.masking import MaskingConfig, mask_batch
+from autonat.training.masking import MaskingConfig, mask_rows
 from autonat.training.recipe import recipe_from_dict
 
 TEXT = dict(codebook_size=16, grid=(2, 3), num_classes=0, width=32, depth=2, num_heads=2, dropout=0.0,
@@ -136,12 +136,12 @@ def test_condition_dropout_uses_the_empty_caption():
     cond, empty = enc.encode(["a b", "c d", "e f", "g h"]), enc.encode([""])
     tokens = torch.zeros(4, 6, dtype=torch.long)
     cfg = MaskingConfig(p_uncond=0.5)
-    batch = mask_batch(tokens, cond, cfg, 16, empty, generator=torch.Generator().manual_seed(3))
+    batch = mask_rows(tokens, cond, 0, (3, 0), cfg, 16, empty)
     dropped = (batch.labels.hidden == empty.hidden).flatten(1).all(1)
     kept = (batch.labels.hidden == cond.hidden).flatten(1).all(1)
     assert (dropped | kept).all() and dropped.any() and kept.any()
     # the class path draws the same masks and drops the same rows
-    ids = mask_batch(tokens, torch.arange(4), cfg, 16, 9, generator=torch.Generator().manual_seed(3))
+    ids = mask_rows(tokens, torch.arange(4), 0, (3, 0), cfg, 16, 9)
     assert torch.equal(ids.mask, batch.mask) and torch.equal(ids.labels == 9, dropped)
 
 
@@ -201,7 +201,7 @@ def test_caption_draws_are_per_position_and_cover_each_images_captions(tmp_path)
     rows = set()
     for step in range(12):
         idx = np.arange(8)
-        cond = batch_conditions(step, idx, 0, labels, cache.captions)
+        cond = batch_conditions(step * 8 + idx, idx, 0, labels[idx], cache.captions)
         for i in idx:  # each row is one of its image's own captions
             mine = cache.captions.condition(np.arange(cache.captions.offsets[i], cache.captions.offsets[i + 1]))
             match = (mine.hidden == cond.hidden[i]).flatten(1).all(1)

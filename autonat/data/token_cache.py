@@ -22,7 +22,8 @@ from autonat.io.identity import resolve_recorded, with_portable_path
 # --------------------------------------------------------------------------- token cache
 @dataclass
 class TokenCache:
-    """Token ids ``[N, L]`` (memory-mapped), labels ``[N]`` and the cache's metadata."""
+    """Token ids ``[N, L]`` and labels ``[N]`` (both memory-mapped: nothing is loaded into memory, a reader
+    indexes the rows it needs), the caption features of a captioned dataset, and the cache's metadata."""
 
     tokens: np.ndarray
     labels: np.ndarray
@@ -48,6 +49,13 @@ class TokenCache:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def value_ranges(self) -> dict[str, list[int]]:
+        """``{"tokens": [min, max], "labels": [min, max]}``: as recorded when written, else read in chunks."""
+        recorded = self.meta.get("value_ranges")
+        if recorded:
+            return recorded
+        return {"tokens": _chunked_range(self.tokens), "labels": _chunked_range(self.labels)}
 
     def tokenizer_record(self) -> dict:
         """The recorded tokenizer, its ``path`` made valid from the working directory when it is found."""
@@ -77,6 +85,29 @@ def check_cache_output(path: str | Path) -> Path:
     return check_output_dir(path, CACHE_KIND, is_token_cache)
 
 
+CHUNK_ROWS = 65536  # rows read or copied at a time by whole-cache passes (memory O(chunk), not O(N))
+
+
+def _chunked_range(a: np.ndarray) -> list[int]:
+    """``[min, max]`` of an array read ``CHUNK_ROWS`` rows at a time (``[0, -1]`` when empty)."""
+    if not len(a):
+        return [0, -1]
+    parts = [(int(a[i: i + CHUNK_ROWS].min()), int(a[i: i + CHUNK_ROWS].max())) for i in range(0, len(a), CHUNK_ROWS)]
+    return [min(p[0] for p in parts), max(p[1] for p in parts)]
+
+
+def token_dtype(codebook_size: int) -> np.dtype:
+    """uint16 when the codebook fits (up to 65,536 codes), else int32."""
+    return np.dtype(np.uint16 if codebook_size <= np.iinfo(np.uint16).max + 1 else np.int32)
+
+
+def cache_meta(meta: dict, path: str | Path, num_items: int, ranges: dict) -> str:
+    """The ``meta.json`` text: ``meta``, the tokenizer path made portable, the item count and value ranges."""
+    if "tokenizer" in meta:
+        meta = {**meta, "tokenizer": with_portable_path(meta["tokenizer"], path)}
+    return json.dumps({**meta, "num_items": int(num_items), "value_ranges": ranges}, indent=2)
+
+
 def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, meta: dict,
                       extra: Callable[[Path], dict] | None = None) -> None:
     """Write a token cache directory atomically (it replaces only an earlier cache, and only when complete).
@@ -87,16 +118,14 @@ def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, 
     ``meta["tokenizer"]["path"]`` (valid from the working directory) is
     recorded relative to the cache, or absolute (see :func:`autonat.io.identity.portable_path`).
     """
-    if "tokenizer" in meta:
-        meta = {**meta, "tokenizer": with_portable_path(meta["tokenizer"], path)}
     tokens = tokens.reshape(len(tokens), -1)
-    dtype = np.uint16 if meta["codebook_size"] <= np.iinfo(np.uint16).max + 1 else np.int32
+    ranges = {"tokens": _chunked_range(tokens), "labels": _chunked_range(labels)}
     with atomic_dir(path, CACHE_KIND, is_token_cache) as tmp:
-        np.save(tmp / "tokens.npy", tokens.astype(dtype))
+        np.save(tmp / "tokens.npy", tokens.astype(token_dtype(meta["codebook_size"])))
         np.save(tmp / "labels.npy", labels.astype(np.int64))
         if extra is not None:
             meta = {**meta, **extra(tmp)}
-        (tmp / "meta.json").write_text(json.dumps({**meta, "num_items": int(len(labels))}, indent=2))
+        (tmp / "meta.json").write_text(cache_meta(meta, path, len(labels), ranges))
 
 
 def read_token_cache(path: str | Path) -> TokenCache:
@@ -108,9 +137,12 @@ def read_token_cache(path: str | Path) -> TokenCache:
     try:
         meta = json.loads((path / "meta.json").read_text())
         tokens = np.load(path / "tokens.npy", mmap_mode="r")  # allow_pickle stays False: no code runs
-        labels = np.load(path / "labels.npy")
+        labels = np.load(path / "labels.npy", mmap_mode="r")
     except (OSError, ValueError) as exc:  # truncated, corrupt, or pickled objects
-        raise AutonatError(f"token cache {path} is corrupt ({str(exc).splitlines()[0]}); "
+        reason = str(exc).splitlines()[0]
+        if "Python objects" in reason:  # numpy's words when memory-mapping an object (pickle) array
+            reason = "it holds pickled Python objects, which are never loaded"
+        raise AutonatError(f"token cache {path} is corrupt ({reason}); "
                            "write it again with `autonat tokenize`") from exc
     grid = meta.get("grid", [])
     if tokens.ndim != 2 or len(tokens) != len(labels) or tokens.shape[1] != int(np.prod(grid)):

@@ -9,11 +9,16 @@ Everything random in a step is a function of ``(seed, step)``: which items
 form the global batch, the caption each item is shown (captioned data: see
 :func:`caption_uniforms`), the mask ratios and positions, the condition
 dropout and the dropout noise. A run interrupted and resumed therefore follows the same
-trajectory as an uninterrupted one, and each process takes its slice of the
-same global batch whatever the number of processes.
+trajectory as an uninterrupted one. Each process reads and masks only its
+own rows of the global batch (gathered from the memory-mapped token cache;
+the item order is a keyed permutation of each epoch, O(batch) a step, see
+:mod:`autonat.data.shuffle`), and those rows are what the whole batch would
+give them, whatever the number of processes; per-process memory does not
+grow with the cache.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
@@ -32,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from autonat.data.captions import CaptionFeatures, check_same_encoder, open_text_encoder
+from autonat.data.shuffle import epoch_items
 from autonat.data.token_cache import TokenCache, read_token_cache
 from autonat.data.tokenization import verify_cache_tokenizer
 from autonat.errors import AutonatError
@@ -43,7 +49,7 @@ from autonat.io.config import to_plain
 from autonat.io.identity import check_identity, record_identity
 from autonat.io.interrupt import StopRequest
 from autonat.io.lock import run_lock
-from autonat.training.masking import mask_batch, masked_accuracy, masked_cross_entropy
+from autonat.training.masking import mask_counts, mask_rows, masked_accuracy, masked_cross_entropy
 from autonat.training.recipe import (
     OptimConfig,
     Recipe,
@@ -59,15 +65,19 @@ def train_from_recipe(d: dict, force: bool = False) -> Path | None:
 
 
 # --------------------------------------------------------------------------- pieces
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
-    """The items of global batch ``step``: consecutive slices of per-epoch permutations."""
-    start = step * batch_size
-    out = []
-    while len(out) < batch_size:
-        epoch, offset = divmod(start + len(out), n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
-        out.extend(perm[offset: offset + batch_size - len(out)].tolist())
-    return np.asarray(out)
+def batch_indices(step: int, batch_size: int, n: int, seed: int, rows: slice | None = None) -> np.ndarray:
+    """The items of global batch ``step`` (its ``rows`` only, when given): positions
+    ``step * batch_size ..`` of the run's stream of per-epoch permutations (:func:`~autonat.data.shuffle.epoch_items`).
+
+    O(batch) time and memory whatever ``n``; every epoch visits each item once.
+    """
+    first, stop, _ = (rows or slice(0, batch_size)).indices(batch_size)
+    return epoch_items(seed, n, step * batch_size + first, stop - first)
+
+
+def step_key(seed: int, step: int) -> tuple[int, int]:
+    """The key of step ``step``'s per-row mask and label-dropout streams (see ``masking.mask_rows``)."""
+    return (seed, step)
 
 
 CAPTION_STREAM = 0xCA9
@@ -85,13 +95,13 @@ def caption_uniforms(seed: int, positions: np.ndarray) -> np.ndarray:
     return np.asarray(bits, dtype=np.float64) / float(1 << 53)
 
 
-def batch_conditions(step: int, idx: np.ndarray, seed: int, labels: torch.Tensor,
+def batch_conditions(positions: np.ndarray, idx: np.ndarray, seed: int, labels: torch.Tensor,
                      captions: CaptionFeatures | None) -> Condition:
-    """The conditions of global batch ``step`` (items ``idx``): their class ids, or for a captioned cache one
-    of each item's captions, chosen by :func:`caption_uniforms` (U-ViT draws one caption per image per step)."""
+    """The conditions of items ``idx`` at ``positions`` of the run's stream (``step * batch_size + row``):
+    their class ids ``labels``, or for a captioned cache one of each item's captions, chosen by
+    :func:`caption_uniforms` (U-ViT draws one caption per image per step)."""
     if captions is None:
-        return labels[idx]
-    positions = step * len(idx) + np.arange(len(idx))
+        return labels
     return captions.condition(captions.choose(idx, caption_uniforms(seed, positions)))
 
 
@@ -137,53 +147,79 @@ class StepResult:
 
 
 def train_step(accelerator, model: torch.nn.Module, opt: torch.optim.Optimizer, ema: torch.nn.Module,
-               tokens: torch.Tensor, labels: Condition, step: int, recipe: Recipe, *,
+               tokens: torch.Tensor, labels: torch.Tensor, step: int, recipe: Recipe, *, first: int | None = None,
                with_stats: bool = False, explain: Callable[[], str] | None = None) -> StepResult:
-    """One optimisation step on global batch ``step``: ``tokens`` [B, L] and ``labels`` (class ids [B] or a
-    :class:`TextCondition`, dropped to the model's empty caption), on the CPU.
+    """One optimisation step on global batch ``step``, from this process's rows of it (on the CPU).
 
-    The masks and dropped labels are drawn for the whole global batch from the
-    step's generator and each process trains its own rows, so a run is the
-    same on any number of processes. Then: the step's learning rate
-    (:func:`learning_rate`), dropout noise seeded by (seed, step, rank),
-    forward, masked cross-entropy with label smoothing, a finiteness check
-    (an error naming ``explain()``), backward, gradient clipping to
+    ``tokens`` [n, L] and ``labels`` [n] are rows ``first .. first + n - 1``
+    of the global batch of ``train.batch_size`` rows; with ``first=None`` they
+    are the whole global batch (its size is ``len(tokens)``) and this process
+    takes its share, ``world`` equal slices in rank order.
+
+    Each row is masked from its own streams (:func:`mask_rows`), so the
+    masks are those of the whole batch masked at once. The loss is the
+    label-smoothed cross-entropy summed over the masked positions of this
+    process's rows, divided by the masked positions of the *global* batch
+    (known to every process from the count streams alone) and multiplied by
+    ``world`` (the data-parallel all-reduce averages): the gradient is that
+    of the global batch's mean loss, whatever the number of processes. The
+    rows are split into ``train.grad_accum_steps`` micro-batches whose
+    gradients add up (all-reduced once, after the last), so accumulation
+    gives the update of the large batch. Then: the step's learning rate
+    (:func:`learning_rate`), dropout noise seeded by (seed, step, rank,
+    micro-batch) (the one draw that depends on how the batch is split),
+    a finiteness check (an error naming ``explain()``), gradient clipping to
     ``optim.grad_clip`` (none when it is None: the norm is still measured),
     the optimizer step, the gradients freed at once, and the EMA update with
     the decay :func:`ema_decay_at`. ``model`` and ``opt`` are the ones
     ``accelerator.prepare`` returned.
     """
-    seed, rank = recipe.train.seed, accelerator.process_index
+    seed, rank, world = recipe.train.seed, accelerator.process_index, accelerator.num_processes
+    accum = recipe.train.grad_accum_steps
+    if first is None:
+        global_batch, per_rank = len(labels), len(labels) // world
+        first = rank * per_rank
+        tokens, labels = tokens[first: first + per_rank], labels[first: first + per_rank]
+    else:
+        global_batch = recipe.train.batch_size
     model.train()
+    key, length = step_key(seed, step), tokens.shape[1]
+    masked_total = int(mask_counts(key, 0, global_batch, length, recipe.masking).sum())
     null = recipe.model.null_class
     if isinstance(labels, TextCondition):
         null = accelerator.unwrap_model(model).null_condition(labels[:1]).to("cpu")
-    batch = mask_batch(tokens, labels, recipe.masking, recipe.model.mask_id, null,
-                       generator=step_generator(seed, step))
-    per_rank = len(labels) // accelerator.num_processes
-    mine, device = slice(rank * per_rank, (rank + 1) * per_rank), accelerator.device
-    inputs, mask = batch.inputs[mine].to(device), batch.mask[mine].to(device)
-    targets, labels = tokens[mine].to(device), batch.labels[mine].to(device)
+    batch = mask_rows(tokens, labels, first, key, recipe.masking, recipe.model.mask_id, null)
     lr = learning_rate(step, recipe.optim)
     for group in opt.param_groups:
         group["lr"] = lr
-    torch.manual_seed(int(step_generator(seed, step, 1 + rank).initial_seed()))  # dropout noise
-    logits = model(inputs, labels)
-    loss = masked_cross_entropy(logits, targets, mask, recipe.masking.label_smoothing)
-    if not torch.isfinite(loss):
-        where = f"{explain()}; " if explain else ""
-        raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {where}"
-                           "lower optim.lr, or use mixed_precision=no")
-    stats = _step_stats(loss, logits, targets, mask) if with_stats else None
-    del logits  # the [B, L, V] logits are not needed past the loss: free them before the update (peak memory)
-    accelerator.backward(loss)
+    device, scale = accelerator.device, world / masked_total
+    sums = torch.zeros(3)  # loss, top-1 and top-5 hits, each over the global masked count (times world)
+    for k, rows in enumerate(np.array_split(np.arange(len(labels)), accum)):
+        rows = slice(int(rows[0]), int(rows[-1]) + 1) if len(rows) else slice(0, 0)
+        inputs, mask = batch.inputs[rows].to(device), batch.mask[rows].to(device)
+        targets, kept = tokens[rows].to(device), batch.labels[rows].to(device)
+        last = k == accum - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            torch.manual_seed(int(step_generator(seed, step, 1 + rank * accum + k).initial_seed()))  # dropout
+            logits = model(inputs, kept)
+            loss = masked_cross_entropy(logits, targets, mask, recipe.masking.label_smoothing, "sum") * scale
+            if not torch.isfinite(loss):
+                where = f"{explain()}; " if explain else ""
+                raise AutonatError(f"loss became {loss.item()} at step {step}; stopped. {where}"
+                                   "lower optim.lr, or use mixed_precision=no")
+            if with_stats:
+                sums += _hit_sums(loss, logits, targets, mask, scale)
+            del logits  # the [b, L, V] logits are not needed past the loss: free them before backward (peak memory)
+            accelerator.backward(loss)
     clip = recipe.optim.grad_clip
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), math.inf if clip is None else clip)  # inf: x1.0
     opt.step()
     opt.zero_grad(set_to_none=True)  # free the gradients now, not during the next forward (peak memory)
     update_ema(ema, accelerator.unwrap_model(model), ema_decay_at(step, recipe.train.ema_decay,
                                                                   recipe.train.ema_warmup))
-    return StepResult(lr=lr, grad_norm=grad_norm, tokens=int(mask.numel()), stats=stats)
+    stats = torch.cat([sums, torch.tensor([masked_total / (global_batch * length)])]).to(device) \
+        if with_stats else None
+    return StepResult(lr=lr, grad_norm=grad_norm, tokens=int(batch.mask.numel()), stats=stats)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -210,13 +246,12 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
     # Without CUDA, processes started by `accelerate launch --multi_gpu` join a gloo (CPU) group.
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
                               cpu=not torch.cuda.is_available())
-    world = accelerator.num_processes
-    if cfg.batch_size % world:
-        raise AutonatError(f"train.batch_size {cfg.batch_size} must divide evenly over {world} processes")
-    cache = read_token_cache(recipe.cache)
+    world, accum = accelerator.num_processes, cfg.grad_accum_steps
+    if cfg.batch_size % (world * accum):
+        raise AutonatError(f"train.batch_size {cfg.batch_size} must divide evenly over {world} process(es) x "
+                           f"train.grad_accum_steps {accum}; change one of them")
+    cache = read_token_cache(recipe.cache)  # memory-mapped: each step reads its own rows only
     run = RunDir(cfg.out_dir)
-    tokens_all = torch.from_numpy(np.asarray(cache.tokens, dtype=np.int64))
-    labels_all = torch.from_numpy(np.asarray(cache.labels, dtype=np.int64))
     _check_cache(cache, recipe.model)
     _check_text_encoder(cache, recipe, accelerator.device)
     verify_cache_tokenizer(cache, force)
@@ -227,7 +262,7 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
     model = UViT(recipe.model)
     if cache.is_text:
         model.set_empty_caption(cache.captions.empty())
-    accelerator.print(training_summary(recipe, len(labels_all), sum(p.numel() for p in model.parameters()),
+    accelerator.print(training_summary(recipe, len(cache), sum(p.numel() for p in model.parameters()),
                                        world, accelerator.device))
     ema = copy.deepcopy(model).requires_grad_(False)
     # fused: the whole update in one kernel instead of a dozen per parameter (same maths; ~2% of an
@@ -256,13 +291,17 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     t0, tokens_seen = time.time(), 0
+    per_rank = cfg.batch_size // world
+    mine = slice(accelerator.process_index * per_rank, (accelerator.process_index + 1) * per_rank)
     with StopRequest() as stop:
         for step in bar:
-            idx = batch_indices(step, cfg.batch_size, len(labels_all), cfg.seed)
+            idx = batch_indices(step, cfg.batch_size, len(cache), cfg.seed, mine)
+            tokens, labels = read_rows(cache, recipe.model, idx)
             done = step + 1
             logs = done % cfg.log_every == 0 or done == cfg.steps
-            cond = batch_conditions(step, idx, cfg.seed, labels_all, cache.captions)
-            result = train_step(accelerator, model, opt, ema, tokens_all[idx], cond, step, recipe,
+            positions = step * cfg.batch_size + np.arange(mine.start, mine.stop)
+            cond = batch_conditions(positions, idx, cfg.seed, labels, cache.captions)
+            result = train_step(accelerator, model, opt, ema, tokens, cond, step, recipe, first=mine.start,
                                 with_stats=logs, explain=functools.partial(_last_good, run))
             tokens_seen += result.tokens
             if logs:
@@ -315,13 +354,32 @@ def _load_state(accelerator, path: Path) -> None:
 
 
 def _check_cache(cache: TokenCache, config: UViTConfig) -> None:
-    top = int(np.asarray(cache.tokens).max()) if len(cache) else 0
-    if top >= config.codebook_size:
-        raise AutonatError(f"token cache holds id {top} but the codebook has {config.codebook_size} codes")
+    """Token ids and labels in range: from the ranges the cache records, else by reading it in chunks.
+
+    (A cache written by ``autonat tokenize`` records them; every batch is
+    checked again as it is read, :func:`read_rows`.) A captioned cache has no
+    class labels (all -1).
+    """
+    ranges = cache.value_ranges()
+    if ranges["tokens"][1] >= config.codebook_size:
+        raise AutonatError(f"token cache holds id {ranges['tokens'][1]} but the codebook has "
+                           f"{config.codebook_size} codes")
     if cache.is_text:
         return
-    if len(cache) and (cache.labels.min() < 0 or cache.labels.max() >= config.num_classes):
+    low, high = ranges["labels"]
+    if len(cache) and (low < 0 or high >= config.num_classes):
         raise AutonatError(f"token cache labels out of range [0, {config.num_classes})")
+
+
+def read_rows(cache: TokenCache, config: UViTConfig, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``idx`` of the memory-mapped cache as int64 tensors (tokens [b, L], labels [b]), range-checked."""
+    tokens = torch.from_numpy(np.asarray(cache.tokens[idx], dtype=np.int64))
+    labels = torch.from_numpy(np.asarray(cache.labels[idx], dtype=np.int64))
+    bad_label = not cache.is_text and len(idx) and (int(labels.min()) < 0 or int(labels.max()) >= config.num_classes)
+    if len(idx) and (int(tokens.max()) >= config.codebook_size or bad_label):
+        raise AutonatError(f"token cache {cache.path} holds a token id or label out of range in its rows "
+                           f"{idx[:4].tolist()}...; write it again with `autonat tokenize`")
+    return tokens, labels
 
 
 def _check_text_encoder(cache: TokenCache, recipe: Recipe, device) -> None:
@@ -354,11 +412,16 @@ def _check_same_cache(run: RunDir, cache: TokenCache, resuming: bool, record: bo
         record_identity(file, inputs)
 
 
-def _step_stats(loss, logits, targets, mask) -> torch.Tensor:
-    """Loss, masked-token top-1 / top-5 accuracy and masked fraction of this process's batch."""
+def _hit_sums(loss, logits, targets, mask, scale: float) -> torch.Tensor:
+    """A micro-batch's share of the step's loss and masked top-1 / top-5 accuracy (hits times ``scale``).
+
+    Summed over the micro-batches and averaged over the processes they give
+    the global batch's loss and accuracies over its masked positions.
+    """
     with torch.no_grad():
-        return torch.stack([loss.detach().float(), masked_accuracy(logits, targets, mask, 1),
-                            masked_accuracy(logits, targets, mask, 5), mask.float().mean()])
+        hits = mask.sum().float() * scale
+        return torch.stack([loss.detach().float(), masked_accuracy(logits, targets, mask, 1) * hits,
+                            masked_accuracy(logits, targets, mask, 5) * hits]).cpu()
 
 
 def _log_row(accelerator, step, stats, lr, grad_norm, t0, tokens_seen) -> dict:

@@ -7,11 +7,22 @@ dropped to the null class with probability ``p_uncond`` so that one network
 also learns the unconditional model used by classifier-free guidance; a
 text condition is dropped to the encoded empty caption the same way
 (:func:`drop_conditions`). AutoNAT's searched training strategy is Beta(12, 3).
+
+:func:`mask_rows` draws every row from its own counter-based streams
+(Philox, keyed by the training step), so the rows a process masks are
+exactly the rows it would get from the whole global batch masked at once:
+each process masks only its own rows, and the masks do not depend on the
+number of processes or on gradient accumulation. Row ``i`` of a global
+batch reads draw ``i`` of stream 0 (its masked count, by the inverse CDF of
+the rounded Beta, :func:`mask_count_cdf`), draw ``i`` of stream 1 (condition
+dropout) and draws ``i L .. i L + L - 1`` of stream 2 (the scores whose
+``count`` smallest positions are masked).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,28 +59,34 @@ class MaskedBatch:
     labels: Condition  # [B] class ids, or a TextCondition, after condition dropout
 
 
-def sample_mask_ratios(n: int, alpha: float, beta: float, generator: torch.Generator | None = None,
-                       device: torch.device | str = "cpu") -> torch.Tensor:
-    """Draw ``n`` mask ratios from Beta(alpha, beta), reproducibly from ``generator``.
+# --------------------------------------------------------------------------- per-row draws
+def stream_uniforms(key: tuple[int, ...], stream: int, start: int, n: int) -> np.ndarray:
+    """Draws ``start .. start + n - 1`` of the uniform stream ``(key, stream)``, in O(n) whatever ``start``.
 
-    ``torch.distributions.Beta`` takes no generator, so a seed drawn from
-    ``generator`` seeds a forked global RNG for the draw.
+    A Philox generator keyed by ``SeedSequence([*key, stream])`` is a counter:
+    it jumps to draw ``start`` (4 doubles per counter step) instead of
+    drawing the ones before, so a process reads its own rows only.
     """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        ratios = torch.distributions.Beta(float(alpha), float(beta)).sample((n,))
-    return ratios.to(device)
+    state = np.random.SeedSequence([*key, stream]).generate_state(2, np.uint64)
+    bits = np.random.Philox(key=state)
+    bits.advance(start // 4)
+    gen = np.random.Generator(bits)
+    gen.random(start % 4)
+    return gen.random(n)
 
 
-def random_mask(shape: tuple[int, int], ratios: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """A boolean mask with ``max(1, round(r * L))`` random True positions per row."""
-    n, length = shape
-    counts = (ratios * length).round().clamp(1, length).long()
-    scores = torch.rand(n, length, generator=generator, device=ratios.device)
-    ranks = scores.argsort(dim=1).argsort(dim=1)
-    return ranks < counts[:, None]
+def mask_count_cdf(length: int, alpha: float, beta: float) -> np.ndarray:
+    """``P(count <= k)`` for ``k = 1 .. L``, where ``count = clamp(round(r L), 1, L)`` and r ~ Beta(alpha, beta).
+
+    ``count <= k`` exactly when ``r L < k + 1/2`` (a tie has probability 0),
+    so the k-th entry is the regularised incomplete Beta function at
+    ``(k + 1/2) / L``; the last is 1.
+    """
+    from scipy.special import betainc
+
+    cdf = betainc(float(alpha), float(beta), np.clip((np.arange(1, length + 1) + 0.5) / length, 0.0, 1.0))
+    cdf[-1] = 1.0
+    return cdf
 
 
 def drop_conditions(cond: Condition, drop: torch.Tensor, null: int | TextCondition) -> Condition:
@@ -80,22 +97,38 @@ def drop_conditions(cond: Condition, drop: torch.Tensor, null: int | TextConditi
     return torch.where(drop, torch.full_like(cond, null), cond)
 
 
-def mask_batch(tokens: torch.Tensor, labels: Condition, config: MaskingConfig, mask_id: int,
-               null_class: int | TextCondition, generator: torch.Generator | None = None) -> MaskedBatch:
-    """Mask ``tokens`` [B, L] and drop ``labels`` (class ids [B] or a TextCondition) as the training strategy
-    says; ``null_class`` is the null class id, or the empty caption for text conditions."""
-    b, length = tokens.shape
-    ratios = sample_mask_ratios(b, config.alpha, config.beta, generator, device=tokens.device)
-    mask = random_mask((b, length), ratios, generator)
+def mask_counts(key: tuple[int, ...], start: int, n: int, length: int, config: MaskingConfig) -> np.ndarray:
+    """Masked-token counts of global rows ``start .. start + n - 1`` (inverse CDF of their stream-0 draws)."""
+    u = stream_uniforms(key, 0, start, n)
+    cdf = mask_count_cdf(length, config.alpha, config.beta)
+    return np.searchsorted(cdf, u, side="right").clip(max=length - 1) + 1
+
+
+def mask_rows(tokens: torch.Tensor, labels: Condition, start: int, key: tuple[int, ...], config: MaskingConfig,
+              mask_id: int, null_class: int | TextCondition) -> MaskedBatch:
+    """Mask rows ``start .. start + n - 1`` of a global batch (``tokens`` [n, L], ``labels``: class ids [n] or a
+    TextCondition; ``null_class`` is the null class id, or the empty caption for text conditions).
+
+    Row ``i`` masks the ``count_i`` positions of smallest score (its own L
+    draws of stream 2) and drops its condition when its stream-1 draw is
+    below ``p_uncond``; see the module notes. Any split of the global batch
+    into pieces masked separately gives the same rows as the whole.
+    """
+    n, length = tokens.shape
+    counts = torch.from_numpy(mask_counts(key, start, n, length, config))
+    scores = torch.from_numpy(stream_uniforms(key, 2, start * length, n * length)).view(n, length)
+    kth = scores.sort(dim=1).values.gather(1, (counts - 1)[:, None])
+    mask = (scores <= kth).to(tokens.device)
     inputs = torch.where(mask, torch.full_like(tokens, mask_id), tokens)
-    drop = torch.rand(b, generator=generator, device=tokens.device) < config.p_uncond
+    drop = torch.from_numpy(stream_uniforms(key, 1, start, n) < config.p_uncond)
     return MaskedBatch(inputs=inputs, mask=mask, labels=drop_conditions(labels, drop, null_class))
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                         label_smoothing: float = 0.1) -> torch.Tensor:
-    """Mean label-smoothed cross-entropy over the masked positions only."""
-    return F.cross_entropy(logits[mask].float(), targets[mask], label_smoothing=label_smoothing)
+                         label_smoothing: float = 0.1, reduction: str = "mean") -> torch.Tensor:
+    """Label-smoothed cross-entropy over the masked positions only: their mean, or their ``"sum"``."""
+    return F.cross_entropy(logits[mask].float(), targets[mask], label_smoothing=label_smoothing,
+                           reduction=reduction)
 
 
 def masked_accuracy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,

@@ -207,6 +207,7 @@ class TrainConfig:
     out_dir: str = "runs/generator"
     steps: int = 10000
     batch_size: int = 256  # global batch, split across processes (the loop checks it divides evenly)
+    grad_accum_steps: int = 1  # micro-batches per process per step; their gradients add up to the global batch's
     ema_decay: float = 0.9999
     ema_warmup: bool = True
     checkpoint_every: int = 1000
@@ -219,7 +220,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.out_dir.strip():
             raise FieldError("out_dir", "is empty; name the folder the run writes")
-        require_counts(self, "steps", "batch_size", "checkpoint_every", "log_every")
+        require_counts(self, "steps", "batch_size", "grad_accum_steps", "checkpoint_every", "log_every")
         require_nonnegative(self, "keep_checkpoints", "seed")
         require_fractions(self, "ema_decay")
         if self.mixed_precision not in MIXED_PRECISIONS:
