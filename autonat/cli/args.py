@@ -136,6 +136,20 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
                         "at temperature 0; the two differ only where top logits lie within ~1e-2)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="sample i is seeded from (seed, i) (default 0)")
     add_batch_size_argument(p)
+    add_reuse_arguments(p)
+
+
+def add_reuse_arguments(p: argparse.ArgumentParser) -> None:
+    """Opt-in reuse of earlier steps' work (the strategy's ``cfg_reuse`` / ``deep_reuse``; docs/benchmarks.md)."""
+    p.add_argument("--cfg-reuse", type=nonnegative_int, nargs="*", metavar="STEP",
+                   help="steps (0-based) whose guidance residual cond - uncond is taken from the last step that "
+                        "computed it: one forward pass instead of two (replaces the strategy's cfg_reuse; "
+                        "no value: none)")
+    p.add_argument("--deep-reuse", type=nonnegative_int, nargs="*", metavar="STEP",
+                   help="steps (0-based) that recompute only --deep-keep blocks at each end of the U-ViT and take "
+                        "the deep features from the last full step (replaces the strategy's deep_reuse; no value: none)")
+    p.add_argument("--deep-keep", type=positive_int, default=1, metavar="K",
+                   help="blocks recomputed at each end at a --deep-reuse step (default 1)")
 
 
 def add_batch_size_argument(p: argparse.ArgumentParser) -> None:
@@ -155,14 +169,15 @@ def sampler_options(args):
     from autonat.sampling.options import SamplerOptions
 
     return SamplerOptions(order=args.order, cfg_batching=args.cfg_batching,
-                          temperature_floor=args.temperature_floor)
+                          temperature_floor=args.temperature_floor, deep_keep=args.deep_keep)
 
 
 def chosen_strategy(args, default_schedule: str = "cosine"):
     """The strategy of the strategy flags (:func:`autonat.strategy.choice.choose_strategy`)."""
-    from autonat.strategy.choice import choose_strategy
+    from autonat.strategy.choice import choose_strategy, with_reuse_steps
 
-    return choose_strategy(args.strategy, args.schedule, args.steps, args.cfg, default_schedule)
+    strategy = choose_strategy(args.strategy, args.schedule, args.steps, args.cfg, default_schedule)
+    return with_reuse_steps(strategy, getattr(args, "cfg_reuse", None), getattr(args, "deep_reuse", None))
 
 
 EXTRACTOR_CHOICES = ("auto", INCEPTION, DIGITS, *ALIASES)

@@ -20,6 +20,7 @@ from autonat.cli.args import (
     positive_int,
     sampler_options,
 )
+from autonat.errors import AutonatError
 from autonat.search.objective import FIDObjective
 
 
@@ -33,7 +34,11 @@ def _search_config(args):
 
 def _initial_strategy(args):
     """The search's starting point: --strategy FILE (or the old --init), else --schedule (AutoNAT's initialisation)."""
-    return chosen_strategy(args, default_schedule=START)
+    strategy = chosen_strategy(args, default_schedule=START)
+    if strategy.reuses:
+        raise AutonatError("the search does not tune reuse schedules (cfg_reuse, deep_reuse) and would drop them; "
+                           "start from a strategy without them and add them to the result")
+    return strategy
 
 
 def _objective(args, checkpoint) -> FIDObjective:

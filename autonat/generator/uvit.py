@@ -196,6 +196,30 @@ class TiedHead(nn.Module):
         return h @ table.detach().t() + self.bias
 
 
+@dataclass
+class DeepReuse:
+    """Deep-feature reuse through U-ViT's long skips (DeepCache, Ma et al., CVPR 2024, for masked tokens).
+
+    With ``h = depth / 2``, out block ``j`` merges in block ``h - 1 - j``'s
+    output through a long skip. Split the network at ``keep = k``: the
+    *shallow* part is in blocks ``0 .. k-1`` and out blocks ``h-k .. h-1``
+    (the last ``k``, fed by those in blocks' skips), the *deep* part
+    everything between: ``D = out[h-k-1] o ... o out[0] o mid o in[h-1] o ... o in[k]``.
+
+    A forward pass given a ``DeepReuse`` without ``features`` runs in full
+    and stores ``features``, the deep part's output ``D(x_k)`` (the input of
+    out block ``h - k``); a pass given ``features`` runs only the shallow
+    part, ``2k`` of the ``depth + 1`` blocks, and takes ``D`` from them:
+    ``out[h-1](... out[h-k](features, skip_{k-1}) ..., skip_0)``, the skips
+    ``skip_i`` computed from this pass's tokens. Exact when ``D(x_k)`` has
+    not changed since it was stored; between two decoding steps it changes
+    little where few tokens changed.
+    """
+
+    keep: int
+    features: torch.Tensor | None = None
+
+
 class UViT(nn.Module):
     """Masked-token U-ViT: ``forward(tokens [B, L], cond) -> logits [B, L, codebook]``.
 
@@ -262,15 +286,25 @@ class UViT(nn.Module):
         image = torch.ones(len(cond), self.config.seq_len, dtype=torch.bool, device=cond.mask.device)
         return x, torch.cat([cond.mask.to(torch.bool), image], dim=1)[:, None, None, :]
 
-    def forward(self, tokens: torch.Tensor, cond) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, cond, deep: DeepReuse | None = None) -> torch.Tensor:
+        """Logits; with ``deep`` (see :class:`DeepReuse`) the pass reuses ``deep.features`` or stores them."""
         ctx, keys = self.context(cond)
         x = torch.cat([ctx, self.token_embed(tokens)], dim=1)
+        half = len(self.in_blocks)
+        reuse = deep is not None and deep.features is not None
         skips = []
-        for block in self.in_blocks:
+        for block in self.in_blocks[: deep.keep if reuse else half]:
             x = block(x, keys=keys)
             skips.append(x)
-        x = self.mid_block(x, keys=keys)
-        for block in self.out_blocks:
+        if reuse:
+            x = deep.features
+        else:
+            x = self.mid_block(x, keys=keys)
+            for block in self.out_blocks[: half - (0 if deep is None else deep.keep)]:
+                x = block(x, skips.pop(), keys=keys)
+            if deep is not None:
+                deep.features = x
+        for block in self.out_blocks[half - len(skips):]:
             x = block(x, skips.pop(), keys=keys)
         logits = self.head(self.final_norm(x), self.token_embed.tokens.weight)
         return logits[:, self.config.context_len:, : self.config.codebook_size]

@@ -58,6 +58,11 @@ class SamplerOptions:
         ``V`` codes (27% against one runner-up at a lead of 1e-4); above a
         lead of about 0.0104 (104 floors) every other token's float32
         probability is 0 and the floored draw is the argmax.
+    deep_keep: at a step the strategy's ``deep_reuse`` marks, the number of
+        blocks recomputed at each end of the U-ViT (in blocks ``0 .. k-1`` and
+        the last ``k`` out blocks; see :class:`autonat.generator.uvit.DeepReuse`);
+        the rest comes from the last step that ran in full. Unused when the
+        strategy reuses nothing.
     """
 
     cfg_zero_threshold: float = 1e-3
@@ -65,8 +70,12 @@ class SamplerOptions:
     order: str = "confidence"
     cfg_batching: str = "auto"
     temperature_floor: float = 0.0
+    deep_keep: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.deep_keep, bool) or not isinstance(self.deep_keep, int) or self.deep_keep < 1:
+            raise AutonatError(f"deep_keep counts blocks recomputed at each end: a whole number >= 1, "
+                               f"got {self.deep_keep!r}")
         if not self.temperature_floor >= 0:
             raise AutonatError(f"temperature_floor must be >= 0 (got {self.temperature_floor}); "
                                f"0 turns it off, {OFFICIAL_TEMPERATURE_FLOOR} is the official sampler's")

@@ -9,6 +9,12 @@ noise scaled by ``remask_temp`` is added to the scores and the least confident
 ``masked_counts[t]`` positions are masked again. This is MaskGIT's decoding
 with AutoNAT's four per-step schedule vectors (see :mod:`autonat.strategy`).
 
+A strategy may carry two per-step reuse schedules (``cfg_reuse``,
+``deep_reuse``, see :class:`~autonat.strategy.core.Strategy`): at a step
+marked in them the sampler takes the guidance residual or the deep U-ViT
+features from an earlier step instead of computing them (:class:`StepMemory`).
+Without them every step computes everything, exactly as before.
+
 With an order policy (``SamplerOptions.order``, see :mod:`autonat.sampling.order`) the
 positions decoded at each step follow a fixed random or Halton order instead of
 the confidences; the masked counts stay those of the strategy.
@@ -19,7 +25,7 @@ give the same image whatever the batch size or process count.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -27,6 +33,7 @@ import torch
 
 from autonat.errors import AutonatError
 from autonat.generator.condition import Condition, batch_size, check_class_ids, concat, null_condition
+from autonat.generator.uvit import DeepReuse
 from autonat.sampling.options import SamplerOptions
 from autonat.sampling.order import position_ranks
 from autonat.strategy.core import Strategy
@@ -96,27 +103,100 @@ def _gumbel(shape, generators, device) -> torch.Tensor:
     return -torch.log(-torch.log(_uniform(shape, generators, device)))
 
 
+@dataclass
+class StepMemory:
+    """What a decode keeps from earlier steps to reuse at the steps its strategy marks.
+
+    * ``residual``: the guidance residual ``cond - uncond`` (float32 logits
+      ``[B, L, V]``) of the last step that ran both passes. At a
+      ``cfg_reuse`` step only the conditional pass runs and the logits are
+      ``cond_t + s_t * residual`` (LazyMAR's guidance reuse).
+    * ``features``: per branch (``"cond"``, ``"uncond"``) the deep U-ViT
+      features of the last pass of that branch that ran in full
+      (:class:`~autonat.generator.uvit.DeepReuse`); a ``deep_reuse`` step runs
+      only the ``keep`` shallow blocks at each end.
+
+    A step marked for reuse with nothing stored yet (say the first guided
+    step) computes in full and stores. Only what the strategy will reuse is
+    kept. Set ``cfg_reuse`` / ``deep_reuse`` to the current step's flags
+    before its forward passes.
+    """
+
+    keep: int
+    store_residual: bool
+    store_features: bool
+    cfg_reuse: bool = False
+    deep_reuse: bool = False
+    residual: torch.Tensor | None = None
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, strategy: Strategy, options: SamplerOptions, model: torch.nn.Module) -> StepMemory | None:
+        """The memory a decode of ``strategy`` needs, or None when it reuses nothing (the exact sampler)."""
+        if not strategy.reuses:
+            return None
+        deep = any(strategy.deep_reuse or ())
+        if deep:
+            half = getattr(getattr(model, "config", None), "depth", 0) // 2
+            if half < 1:
+                raise AutonatError("deep_reuse needs a U-ViT generator (blocks joined by long skips); "
+                                   "drop deep_reuse from the strategy for this model")
+            if not 1 <= options.deep_keep <= half:
+                raise AutonatError(f"deep_keep must lie in 1..{half} for this {2 * half}-block U-ViT, "
+                                   f"got {options.deep_keep}")
+        return cls(options.deep_keep, store_residual=any(strategy.cfg_reuse or ()), store_features=deep)
+
+    def at_step(self, strategy: Strategy, t: int) -> StepMemory:
+        self.cfg_reuse = bool(strategy.cfg_reuse and strategy.cfg_reuse[t])
+        self.deep_reuse = bool(strategy.deep_reuse and strategy.deep_reuse[t])
+        return self
+
+    def forward(self, model: torch.nn.Module, tokens: torch.Tensor, cond: Condition,
+                branches: tuple[str, ...]) -> torch.Tensor:
+        """``model(tokens, cond)`` for the rows of ``branches`` (stacked in that order), reusing deep features
+        when this step is marked and every branch has some stored (else running in full and storing them)."""
+        if not self.store_features:
+            return model(tokens, cond)
+        stored = [self.features.get(b) for b in branches]
+        reuse = self.deep_reuse and all(f is not None for f in stored)
+        deep = DeepReuse(self.keep, torch.cat(stored) if reuse else None)
+        logits = model(tokens, cond, deep=deep)
+        if not reuse:
+            self.features.update(zip(branches, deep.features.chunk(len(branches))))
+        return logits
+
+
 def guided_logits(model: torch.nn.Module, tokens: torch.Tensor, cond: Condition, scale: float,
-                  null_class: int, options: SamplerOptions) -> torch.Tensor:
+                  null_class: int, options: SamplerOptions, memory: StepMemory | None = None) -> torch.Tensor:
     """Logits after classifier-free guidance.
 
     With ``|scale|`` under the threshold only the conditional pass runs;
     otherwise the conditional and unconditional passes run as one batch or
     one after the other (``options.cfg_batching``). The unconditional pass
     takes the model's null condition (:func:`autonat.generator.condition.null_condition`).
+    With a ``memory`` the step may reuse earlier work (see :class:`StepMemory`).
     """
+    def run(x, c, branches):
+        return model(x, c) if memory is None else memory.forward(model, x, c, branches)
+
     device_type = tokens.device.type
     use_amp = options.autocast_dtype is not None
     with torch.autocast(device_type, dtype=options.autocast_dtype or torch.bfloat16, enabled=use_amp):
         if abs(scale) < options.cfg_zero_threshold:
-            return model(tokens, cond).float()
+            return run(tokens, cond, ("cond",)).float()
+        if memory is not None and memory.cfg_reuse and memory.residual is not None:
+            return run(tokens, cond, ("cond",)).float() + scale * memory.residual
         null = null_condition(model, cond, null_class)
         if options.batches_cfg(tokens.device):
-            cond_logits, uncond = model(torch.cat([tokens, tokens]), concat(cond, null)).float().chunk(2)
+            both = run(torch.cat([tokens, tokens]), concat(cond, null), ("cond", "uncond"))
+            cond_logits, uncond = both.float().chunk(2)
         else:
-            cond_logits = model(tokens, cond).float()
-            uncond = model(tokens, null).float()
-    return cond_logits + scale * (cond_logits - uncond)
+            cond_logits = run(tokens, cond, ("cond",)).float()
+            uncond = run(tokens, null, ("uncond",)).float()
+    residual = cond_logits - uncond
+    if memory is not None and memory.store_residual:
+        memory.residual = residual
+    return cond_logits + scale * residual
 
 
 def decode(model: torch.nn.Module, strategy: Strategy, labels: Condition,
@@ -139,9 +219,11 @@ def decode(model: torch.nn.Module, strategy: Strategy, labels: Condition,
     ranks = position_ranks(options.order, generators, seq_len, space.grid, device)
     tokens = torch.full((b, seq_len), mask_id, dtype=torch.long, device=device)
     counts = strategy.masked_counts(seq_len)
+    memory = StepMemory.of(strategy, options, model)
     for t in range(strategy.steps):
         masked = tokens == mask_id
-        logits = guided_logits(model, tokens, labels, strategy.cfg_scale[t], null_class, options)
+        logits = guided_logits(model, tokens, labels, strategy.cfg_scale[t], null_class, options,
+                               memory and memory.at_step(strategy, t))
         temp = max(strategy.sample_temp[t], options.temperature_floor)
         if temp > 0:
             drawn = (logits / temp + _gumbel(logits.shape[1:], generators, device)).argmax(-1)

@@ -26,4 +26,23 @@ def choose_strategy(path: str | None, schedule: str | None, steps: int | None, c
 
 def with_constant_cfg(strategy: Strategy, cfg: float) -> Strategy:
     """``strategy`` with the guidance scale ``cfg`` at every step."""
-    return Strategy.create(strategy.mask_ratio, strategy.remask_temp, strategy.sample_temp, [cfg] * strategy.steps)
+    return Strategy.create(strategy.mask_ratio, strategy.remask_temp, strategy.sample_temp, [cfg] * strategy.steps,
+                           strategy.cfg_reuse, strategy.deep_reuse)
+
+
+def with_reuse_steps(strategy: Strategy, cfg_reuse: list[int] | None, deep_reuse: list[int] | None) -> Strategy:
+    """``strategy`` with the reuse schedules marking the listed steps (``--cfg-reuse``, ``--deep-reuse``).
+
+    ``None`` keeps the strategy's own schedule; an empty list turns it off.
+    """
+    return strategy.with_reuse(*(None if steps is None else _step_flags(steps, strategy.steps, flag)
+                                 for steps, flag in ((cfg_reuse, "--cfg-reuse"), (deep_reuse, "--deep-reuse"))))
+
+
+def _step_flags(steps: list[int], count: int, flag: str) -> list[int]:
+    """0/1 per step: 1 at the listed steps."""
+    bad = [s for s in steps if not 1 <= s < count]
+    if bad:
+        raise AutonatError(f"{flag} {' '.join(map(str, bad))}: only steps 1..{count - 1} of this strategy can "
+                           "reuse an earlier step's work; give steps in that range")
+    return [int(t in steps) for t in range(count)] if steps else []

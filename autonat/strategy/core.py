@@ -17,24 +17,54 @@ OFFICIAL_KEYS = {
     "manual_cfg": "cfg_scale",
 }
 FIELDS = ("mask_ratio", "remask_temp", "sample_temp", "cfg_scale")
-KNOWN_KEYS = (*FIELDS, "steps")  # what :meth:`Strategy.to_dict` writes; any other key in a file is an error
+REUSE_FIELDS = ("cfg_reuse", "deep_reuse")  # optional per-step 0/1 schedules of work reuse (absent: off)
+KNOWN_KEYS = (*FIELDS, *REUSE_FIELDS, "steps")  # what :meth:`Strategy.to_dict` writes; any other key is an error
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """Four per-step schedule vectors; construct through :meth:`create` to validate."""
+    """Four per-step schedule vectors; construct through :meth:`create` to validate.
+
+    Two optional per-step 0/1 vectors let the sampler reuse work of an earlier
+    step (see :mod:`autonat.sampling.reuse`); ``None`` (the default, and a file
+    without them) means every step computes everything:
+
+    * ``cfg_reuse[t] = 1``: a guided step runs only the conditional pass and
+      takes the guidance residual ``cond - uncond`` from the last step that
+      computed both;
+    * ``deep_reuse[t] = 1``: every pass of the step recomputes only the
+      shallow blocks at both ends of the U-ViT and takes the deep features
+      from the last step that computed them in full.
+
+    Step 0 has nothing to reuse, so both vectors must hold 0 there.
+    """
 
     mask_ratio: tuple[float, ...]
     remask_temp: tuple[float, ...]
     sample_temp: tuple[float, ...]
     cfg_scale: tuple[float, ...]
+    cfg_reuse: tuple[int, ...] | None = None
+    deep_reuse: tuple[int, ...] | None = None
 
     @classmethod
-    def create(cls, mask_ratio, remask_temp, sample_temp, cfg_scale) -> Strategy:
+    def create(cls, mask_ratio, remask_temp, sample_temp, cfg_scale, cfg_reuse=None, deep_reuse=None) -> Strategy:
         s = cls(*(tuple(float(v) for v in np.asarray(x, dtype=float).reshape(-1))
-                  for x in (mask_ratio, remask_temp, sample_temp, cfg_scale)))
+                  for x in (mask_ratio, remask_temp, sample_temp, cfg_scale)),
+                *(None if x is None else tuple(_flag(v) for v in x) for x in (cfg_reuse, deep_reuse)))
         s.validate()
         return s
+
+    def with_reuse(self, cfg_reuse=None, deep_reuse=None) -> Strategy:
+        """This strategy with the given reuse schedules (``None`` keeps the current one, ``()`` drops it)."""
+        cfg_reuse = self.cfg_reuse if cfg_reuse is None else (cfg_reuse or None)
+        deep_reuse = self.deep_reuse if deep_reuse is None else (deep_reuse or None)
+        return Strategy.create(self.mask_ratio, self.remask_temp, self.sample_temp, self.cfg_scale,
+                               cfg_reuse, deep_reuse)
+
+    @property
+    def reuses(self) -> bool:
+        """Whether any step reuses work of an earlier one."""
+        return any(any(getattr(self, name) or ()) for name in REUSE_FIELDS)
 
     @property
     def steps(self) -> int:
@@ -61,6 +91,15 @@ class Strategy:
         for name in ("remask_temp", "sample_temp"):
             if any(v < 0 for v in getattr(self, name)):
                 raise AutonatError(f"strategy {name} must be >= 0: {list(getattr(self, name))}")
+        for name in REUSE_FIELDS:
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if len(values) != t or any(v not in (0, 1) for v in values):
+                raise AutonatError(f"strategy {name} must hold one 0 or 1 per step ({t} values), got {list(values)}")
+            if values[0]:
+                raise AutonatError(f"strategy {name} is 1 at step 0, which has no earlier step to reuse; "
+                                   "set its first value to 0")
 
     def masked_counts(self, length: int) -> list[int]:
         """Tokens still masked after each step for a sequence of ``length`` tokens.
@@ -75,9 +114,14 @@ class Strategy:
         return counts + [0]
 
     def to_dict(self, official: bool = False) -> dict:
+        """Our keys (with the reuse schedules that are set), or the official ``manual_*`` keys."""
         if official:
+            if self.cfg_reuse is not None or self.deep_reuse is not None:
+                raise AutonatError("the official strategy format has no reuse schedules (cfg_reuse, deep_reuse); "
+                                   "save this strategy in ours, or drop them first")
             return {k: list(getattr(self, v)) for k, v in OFFICIAL_KEYS.items()}
-        return {"steps": self.steps, **{k: list(getattr(self, k)) for k in FIELDS}}
+        reuse = {k: list(getattr(self, k)) for k in REUSE_FIELDS if getattr(self, k) is not None}
+        return {"steps": self.steps, **{k: list(getattr(self, k)) for k in FIELDS}, **reuse}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "strategy") -> Strategy:
@@ -101,7 +145,8 @@ class Strategy:
             raise AutonatError(
                 f"{where} lacks {', '.join(missing)} (need {', '.join(FIELDS)} or the official "
                 f"{', '.join(OFFICIAL_KEYS)})")
-        s = cls.create(*(_numbers(data[names[k]], names[k], where) for k in FIELDS))
+        reuse = [_numbers(data[k], k, where) if k in data else None for k in REUSE_FIELDS]
+        s = cls.create(*(_numbers(data[names[k]], names[k], where) for k in FIELDS), *reuse)
         if "steps" in data:
             steps = data["steps"]
             if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
@@ -118,6 +163,12 @@ def _numbers(values, key: str, where: str) -> list[float]:
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise AutonatError(f"{where}: {key} must be a list of numbers, found {v!r}")
     return [float(v) for v in items]
+
+
+def _flag(value) -> int:
+    """A reuse schedule entry: 0 or 1 (a bool or a whole number; anything else fails validation)."""
+    number = float(value)
+    return int(number) if number.is_integer() else -1
 
 
 # --------------------------------------------------------------------------- builders
