@@ -147,7 +147,8 @@ def add_reuse_arguments(p: argparse.ArgumentParser) -> None:
                         "no value: none)")
     p.add_argument("--deep-reuse", type=nonnegative_int, nargs="*", metavar="STEP",
                    help="steps (0-based) that recompute only --deep-keep blocks at each end of the U-ViT and take "
-                        "the deep features from the last full step (replaces the strategy's deep_reuse; no value: none)")
+                        "the deep features from the last full step (replaces the strategy's deep_reuse; "
+                        "no value: none)")
     p.add_argument("--deep-keep", type=positive_int, default=1, metavar="K",
                    help="blocks recomputed at each end at a --deep-reuse step (default 1)")
 
