@@ -126,3 +126,24 @@ def write_caption_dataset(root: Path, kind: str = "jsonl", n: int = 6, size: int
                                 for k, (_, i, text) in enumerate(rows)]}
         file.write_text(json.dumps(info))
     return images, file
+
+
+def write_tiny_text_generator(root: Path, spec: str = "fake") -> Path:
+    """A random-weight text-conditional generator (the :class:`FakeTextEncoder`'s 5 x 6 states) with its
+    tokenizer under ``root``; its empty caption is the fake encoder's. Returns the checkpoint."""
+    import torch
+
+    from autonat.data.captions import encoder_record
+    from autonat.generator.checkpoint import save_generator
+    from autonat.generator.uvit import UViT, UViTConfig
+    from autonat.tokenizers.base import fingerprint
+
+    tok = write_tiny_tokenizer(root / "tokenizer")
+    torch.manual_seed(0)
+    config = UViTConfig(codebook_size=16, grid=(4, 4), num_classes=0, width=32, depth=2, num_heads=2, dropout=0.0,
+                        text_width=6, text_length=5)
+    model, encoder = UViT(config), FakeTextEncoder()
+    model.set_empty_caption(encoder.encode([""]))
+    save_generator(root / "text_generator", model, config, {"path": str(tok), "fingerprint": fingerprint(tok)},
+                   meta={"text_encoder": encoder_record(encoder, spec)})
+    return root / "text_generator"

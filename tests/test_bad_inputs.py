@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import write_tiny_cache, write_tiny_generator, write_tiny_tokenizer
+from helpers import write_tiny_cache, write_tiny_generator, write_tiny_text_generator, write_tiny_tokenizer
 
 #: (id, argv with placeholders, fragment (placeholders too) the one error line must contain). After every row the
 #: user's folder, the image folder, ``notes.txt`` and the statistics file are checked to be untouched.
@@ -57,6 +57,10 @@ ROWS = [
     ("tok-missing-tokenizer", "tokenize --config {cfg} --tokenizer no_such_tok", "no_such_tok"),
     ("tok-device-misspelt", "tokenize --config {cfg} --device gpu", "gpu"),
     ("tok-unknown-section", "tokenize --config {cfg} tokeniser.steps=3", "tokeniser"),
+    ("tok-captions-no-encoder", "tokenize --config {cfg} data.captions={captions}", "text.encoder"),
+    ("tok-missing-caption-file", "tokenize --config {cfg} data.captions=no_such.jsonl text.encoder=minilm",
+     "no_such.jsonl"),
+    ("tok-captions-on-demo", "tokenize --config {cfg} data.source=demo data.captions={captions}", "data.captions"),
     # ------------------------------------------------------------------ train
     ("train-lr-abc", "train --config {cfg} optim.lr=abc", "optim.lr"),
     ("train-steps-ten", "train --config {cfg} train.steps=ten", "train.steps"),
@@ -77,6 +81,7 @@ ROWS = [
     ("train-out-file", "train --config {cfg} train.out_dir={file}", "notes.txt"),
     ("train-out-read-only", "train --config {cfg} train.out_dir=/proc/autonat-run", "/proc"),
     ("train-flag-typo", "train --confg {cfg}", "--config"),
+    ("train-text-encoder-class-cache", "train --config {cfg} text.encoder=minilm", "has no captions"),
     ("train-steps-as-a-flag", "train --config {cfg} --steps 10", "`autonat train --help`"),
     # ------------------------------------------------------------------ sample
     ("sample-missing-checkpoint", "sample --checkpoint no_such_ckpt", "no_such_ckpt"),
@@ -97,6 +102,20 @@ ROWS = [
     ("sample-strategy-binary", "sample --checkpoint {gen} --strategy {gen}/model.safetensors", "not a text file"),
     ("sample-missing-strategy", "sample --checkpoint {gen} --strategy no_such.yaml", "no_such.yaml"),
     ("sample-unknown-schedule", "sample --checkpoint {gen} --schedule cosin", "cosin"),
+    ("sample-text-no-prompt", "sample --checkpoint {textgen}", "text-conditional: give it prompts"),
+    ("sample-text-given-classes", "sample --checkpoint {textgen} --classes 1", "text-conditional"),
+    ("sample-class-model-prompt", "sample --checkpoint {gen} --prompt three", "class-conditional: give it classes"),
+    ("sample-prompt-and-classes", "sample --checkpoint {gen} --prompt three --classes 1", "not both"),
+    ("sample-empty-prompts-file", "sample --checkpoint {textgen} --prompts {empty_prompts}", "holds no prompt"),
+    ("sample-missing-prompts-file", "sample --checkpoint {textgen} --prompts no_such.txt", "no_such.txt"),
+    ("sample-per-prompt-zero", "sample --checkpoint {textgen} --prompt x --per-prompt 0", "at least 1"),
+    ("eval-text-no-captions", "eval --checkpoint {textgen} {ref} -n 4", "pass --captions FILE"),
+    ("eval-missing-caption-file", "eval --checkpoint {textgen} {ref} -n 4 --captions no_such.jsonl", "no_such.jsonl"),
+    ("eval-empty-caption-file", "eval --checkpoint {textgen} {ref} -n 4 --captions {empty_prompts}",
+     "holds no caption"),
+    ("eval-class-model-captions", "eval --checkpoint {gen} {ref} -n 4 --captions {captions}", "drop --captions"),
+    ("search-text-no-captions", "search generation --checkpoint {textgen} --out s {ref} --n-eval 4 --noise-seeds 0",
+     "pass --captions FILE"),
     ("sample-corrupt-tokenizer", "sample --checkpoint {gen} --tokenizer {corrupt_tok} --force", "tokenizer.json"),
     ("sample-missing-tokenizer", "sample --checkpoint {gen} --tokenizer no_such_tok", "no_such_tok"),
     ("sample-device-cuda", "sample --checkpoint {gen} --device cuda", "cuda"),
@@ -227,6 +246,11 @@ def world(tmp_path_factory) -> dict:
     tok = write_tiny_tokenizer(root / "tok")
     cache = write_tiny_cache(root / "cache")
     gen = write_tiny_generator(root / "model")
+    textgen = write_tiny_text_generator(root / "text")
+    empty_prompts = root / "empty.txt"
+    empty_prompts.write_text("\n  \n")
+    captions = root / "captions.jsonl"
+    captions.write_text(json.dumps({"image": "circle/0.png", "caption": "a circle"}) + "\n")
     run = root / "oldrun"  # a training run's folder, given where a checkpoint is wanted
     shutil.copytree(gen, run / "checkpoints" / "step_2")
     corrupt = root / "corrupt" / "generator"
@@ -263,7 +287,8 @@ def world(tmp_path_factory) -> dict:
             "under_file": notes / "sub" / "out", "tok": tok, "cache": cache, "gen": gen, "corrupt_gen": corrupt,
             "corrupt_tok": corrupt_tok, "run": run, "search": search, "mixed": mixed, "grid": grid,
             "broken_yaml": broken, "strategy2": strategy2, "strategy_eight": strategy_eight, "stats": stats,
-            "ref": f"--reference {stats} --feature-extractor digits"}
+            "ref": f"--reference {stats} --feature-extractor digits", "textgen": textgen,
+            "empty_prompts": empty_prompts, "captions": captions}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import FakeTextEncoder, tiny_recipe, write_caption_dataset, write_tiny_tokenizer
+from helpers import (
+    FakeTextEncoder,
+    tiny_recipe,
+    write_caption_dataset,
+    write_tiny_text_generator,
+    write_tiny_tokenizer,
+)
 
-from autonat.data.captions import read_captions
+from autonat.data.captions import draw_eval_captions, read_captions
 from autonat.data.token_cache import read_token_cache
 from autonat.data.tokenization import tokenize_dataset
 from autonat.errors import AutonatError
@@ -266,3 +272,88 @@ def test_sampler_decodes_a_text_model_with_guidance():
     split = sample_tokens(model, strategy, cond, make_generators(sample_seeds(5, range(3))), space,
                           SamplerOptions(cfg_batching="split"))
     assert together.shape == (3, 6) and torch.equal(together[1:2], alone) and torch.equal(together, split)
+
+
+# --------------------------------------------------------------------------- the command line
+class RecordingEncoder(FakeTextEncoder):
+    calls: list = []
+
+    def encode(self, captions):
+        RecordingEncoder.calls.append(list(captions))
+        return super().encode(captions)
+
+
+@pytest.fixture
+def fake_encoder(monkeypatch):
+    import autonat.sampling.pipeline as pipeline
+
+    RecordingEncoder.calls = []
+    monkeypatch.setattr(pipeline, "open_text_encoder", lambda spec, device="cpu": RecordingEncoder())
+    return RecordingEncoder
+
+
+def test_sample_prompts_end_to_end(tmp_path, fake_encoder, capsys):
+    from PIL import Image
+
+    from autonat.cli.main import main
+
+    gen = write_tiny_text_generator(tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the digits 1 and 2\n\nsix\n")
+    out = tmp_path / "grid.png"
+    argv = ["sample", "--checkpoint", str(gen), "--prompt", "a 3 next to a 7", "--prompts", str(prompts),
+            "--per-prompt", "3", "--steps", "3", "--cfg", "2", "--out", str(out), "--npz", str(tmp_path / "s.npz"),
+            "--png-dir", str(tmp_path / "pngs")]
+    assert main(argv) == 0
+    assert "3 prompts x 3" in capsys.readouterr().out
+    assert Image.open(out).size == (3 * 10 + 2, 3 * 10 + 2)  # 3 columns, 3 rows of 8 px images, padding 2
+    assert np.load(tmp_path / "s.npz")["arr_1"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir())[3] == "000003_prompt1.png"
+    encoded = [c for call in fake_encoder.calls for c in call]
+    assert encoded == ["a 3 next to a 7"] * 3 + ["the digits 1 and 2"] * 3 + ["six"] * 3
+    # per-sample seeds: the same run in batches of 2 gives the same grid
+    first = np.asarray(Image.open(out))
+    assert main([*argv[:-4], "--batch-size", "2"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), first)
+
+
+def test_eval_on_a_caption_file(tmp_path, fake_encoder):
+    from autonat.cli.main import main
+    from autonat.data.captions import draw_eval_captions, read_caption_groups
+
+    gen = write_tiny_text_generator(tmp_path)
+    images, file = write_caption_dataset(tmp_path / "data", "coco", n=6, size=8)
+    results = tmp_path / "eval.jsonl"
+    assert main(["eval", "--checkpoint", str(gen), "--captions", str(file), "-n", "4", "--steps", "2",
+                 "--reference", str(images), "--feature-extractor", "digits", "--results", str(results),
+                 "--no-progress"]) == 0
+    record = json.loads(results.read_text().splitlines()[-1])
+    assert record["n"] == 4 and record["captions"] == str(file) and np.isfinite(record["metrics"]["fid"])
+    groups = read_caption_groups(file)
+    drawn = draw_eval_captions(groups, 4)
+    assert sorted(c for call in fake_encoder.calls for c in call) == sorted(drawn)
+    # four distinct images, one caption each
+    owners = [next(i for i, g in enumerate(groups) if c in g) for c in drawn]
+    assert len(set(owners)) == 4
+
+
+def test_eval_captions_cover_images_before_repeating():
+    groups = [[f"image {i} caption {j}" for j in range(1 + i % 3)] for i in range(5)]
+    drawn = draw_eval_captions(groups, 12, seed=1)
+    owners = [int(c.split()[1]) for c in drawn]
+    assert sorted(owners[:5]) == list(range(5)) and sorted(owners[5:10]) == list(range(5))
+    assert drawn == draw_eval_captions(groups, 12, seed=1) and drawn != draw_eval_captions(groups, 12, seed=2)
+
+
+@pytest.mark.slow
+def test_search_generation_on_a_text_model(tmp_path, fake_encoder):
+    from autonat.cli.main import main
+
+    gen = write_tiny_text_generator(tmp_path)
+    images, file = write_caption_dataset(tmp_path / "data", "jsonl", n=6, size=8)
+    out = tmp_path / "search"
+    assert main(["search", "generation", "--checkpoint", str(gen), "--captions", str(file), "--steps", "2",
+                 "--n-eval", "4", "--iterations", "1", "--method", "spsa", "--noise-seeds", "0",
+                 "--reference", str(images), "--feature-extractor", "digits", "--out", str(out)]) == 0
+    inputs = json.loads((out / "inputs.json").read_text())
+    assert inputs["captions"]["path"] == str(file.resolve()) and len(inputs["captions"]["sha256"]) == 16

@@ -105,6 +105,16 @@ def add_generator_arguments(p: argparse.ArgumentParser) -> None:
     """Where the tokenizer comes from (the generator's ``--checkpoint`` is added by the command)."""
     p.add_argument("--tokenizer", help="tokenizer (default: the one recorded in the checkpoint)")
     p.add_argument("--tokenizer-config", help="YAML/JSON for a taming tokenizer checkpoint")
+    p.add_argument("--text-encoder", metavar="SPEC",
+                   help="text encoder of a text-conditional checkpoint (default: the one it records; it must be "
+                        "the same encoder)")
+
+
+def add_caption_file_argument(p: argparse.ArgumentParser) -> None:
+    """``--captions FILE``: what a text-conditional generator is scored on."""
+    p.add_argument("--captions", metavar="FILE",
+                   help="text-conditional checkpoints: captions to generate from, one image per caption (COCO "
+                        "captions .json, .jsonl, or .txt one a line; N images drawn at random, one caption each)")
 
 
 def add_strategy_arguments(p: argparse.ArgumentParser, schedule_default: str = "cosine") -> None:

@@ -12,6 +12,7 @@ import argparse
 
 from autonat.cli.args import (
     add_batch_size_argument,
+    add_caption_file_argument,
     add_checkpoint_argument,
     add_device_argument,
     add_feature_arguments,
@@ -43,6 +44,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"samples to generate (default {DEFAULT_SAMPLES}); with --images, score the first N "
                         "(default all; more than there are is an error)")
     add_generation_arguments(p)
+    add_caption_file_argument(p)
     p.add_argument("--metrics", help="comma-separated subset of fid,is,kid,pr (default: all the reference allows)")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"JSON-lines file to append to ({DEFAULT_RESULTS})")
     _add_feature_arguments(p)
@@ -97,13 +99,13 @@ def _images(args, extractor):
     if args.images:
         return first_images(open_images(args.images), args.num_samples, args.images), {"images": args.images}
     from autonat.cli.args import chosen_strategy
-    from autonat.sampling.pipeline import Pipeline, balanced_labels
+    from autonat.sampling.pipeline import Pipeline
 
     n = DEFAULT_SAMPLES if args.num_samples is None else args.num_samples
     if n < 2:
         raise AutonatError("--num-samples must be at least 2")
     pipe = Pipeline.load(args.checkpoint, args.tokenizer, args.tokenizer_config, extractor.device,
-                         precision=args.precision, force=args.force)
+                         precision=args.precision, force=args.force, text_encoder=args.text_encoder)
     if extractor.name == DIGITS and not is_demo_model(args.checkpoint):
         extractor.warn_off_domain(f"samples of {args.checkpoint}, which was not trained on the demo digits")
     strategy = chosen_strategy(args)
@@ -113,7 +115,9 @@ def _images(args, extractor):
             "strategy": {"source": label, "cfg_override": args.cfg, "order": args.order,
                          **({"temperature_floor": args.temperature_floor} if args.temperature_floor else {}),
                          **strategy.to_dict()}}
-    labels = balanced_labels(n, pipe.num_classes)
+    labels = pipe.eval_labels(n, args.captions)
+    if args.captions is not None:
+        info["captions"] = args.captions
     return GeneratedImages(pipe, strategy, labels, args.seed, options), info
 
 

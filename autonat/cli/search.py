@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from autonat.cli.args import (
+    add_caption_file_argument,
     add_checkpoint_argument,
     add_device_argument,
     add_feature_arguments,
@@ -48,7 +49,8 @@ def _objective(args, checkpoint) -> FIDObjective:
     return FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, _weights(args),
                         default_device(args.device), args.batch_size, tokenizer=getattr(args, "tokenizer", None),
                         tokenizer_config=getattr(args, "tokenizer_config", None), precision=args.precision,
-                        options=sampler_options(args), force=args.force, metric=args.metric)
+                        options=sampler_options(args), force=args.force, metric=args.metric,
+                        captions=args.captions, text_encoder=getattr(args, "text_encoder", None))
 
 
 def _weights(args) -> str | None:
@@ -87,7 +89,8 @@ def generation_search(checkpoint, init, args, out: Path):
     from autonat.search.objective import objective_inputs
 
     config = _search_config(args)
-    inputs = {**objective_inputs(checkpoint, args.reference), "metric": args.metric, "price": args.price}
+    inputs = {**objective_inputs(checkpoint, args.reference, args.captions), "metric": args.metric,
+              "price": args.price}
     with run_lock(out):  # locked and checked before the reference and the model are loaded
         check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config), record=False)  # run() records
         objective = _objective(args, checkpoint)
@@ -226,6 +229,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="FID reference: statistics .npz, images, folder, or demo:<split> (default demo:train, "
                         "allowed only for models of the demo digits)")
     p.add_argument("--n-eval", type=positive_int, default=500, help="samples per FID evaluation")
+    add_caption_file_argument(p)
     p.add_argument("--metric", choices=("fid", "kid"), default="fid",
                    help="objective: fid (default) or kid (unbiased at small N; the mean over KID subsets)")
     add_feature_arguments(p)

@@ -67,23 +67,56 @@ def is_caption_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in CAPTION_SUFFIXES
 
 
+def _grouped(file: Path, formats: tuple[str, ...]) -> tuple[dict[str, list[str]], int]:
+    """The captions of ``file`` grouped by image name, and the count of COCO images without one."""
+    suffix = file.suffix.lower()
+    if not file.is_file():
+        raise AutonatError(f"caption file not found: {file}; give a COCO captions_*.json or a .jsonl of "
+                           "{\"image\": ..., \"caption\": ...} lines" + (", or a .txt of one caption a line"
+                                                                          if ".txt" in formats else ""))
+    if suffix not in formats:
+        raise AutonatError(f"caption file {file} is not one of {', '.join(formats)} (COCO captions .json, "
+                           ".jsonl" + (", .txt one caption a line)" if ".txt" in formats else ")"))
+    if suffix == ".txt":
+        lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+        grouped, uncaptioned = {str(i): [line] for i, line in enumerate(x for x in lines if x)}, 0
+    else:
+        grouped, uncaptioned = _read_jsonl(file) if suffix == ".jsonl" else _read_coco(file)
+    if not grouped:
+        raise AutonatError(f"caption file {file} holds no caption; add captions to it")
+    return grouped, uncaptioned
+
+
 def read_captions(file: str | Path, image_root: str | Path) -> CaptionListing:
     """The listing of a COCO ``captions_*.json`` or a JSONL caption file (see the module notes)."""
     file, root = Path(file), Path(image_root)
-    if not file.is_file():
-        raise AutonatError(f"caption file not found: {file}; set data.captions to a COCO captions_*.json "
-                           "or a .jsonl of {\"image\": ..., \"caption\": ...} lines")
-    if file.suffix.lower() not in CAPTION_SUFFIXES:
-        raise AutonatError(f"caption file {file} is neither .json (COCO captions) nor .jsonl")
-    grouped, uncaptioned = (_read_jsonl(file) if file.suffix.lower() == ".jsonl" else _read_coco(file))
-    if not grouped:
-        raise AutonatError(f"caption file {file} lists no captioned image; add captions to it")
+    grouped, uncaptioned = _grouped(file, CAPTION_SUFFIXES)
     images = tuple(p if Path(p).is_absolute() else root / p for p in grouped)
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
         raise AutonatError(f"{len(missing)} image(s) of {file} not found, e.g. {missing[0]}; image paths are "
                            f"relative to data.source ({root}): point data.source at the image folder")
     return CaptionListing(images, tuple(tuple(c) for c in grouped.values()), uncaptioned)
+
+
+def read_caption_groups(file: str | Path) -> list[list[str]]:
+    """The captions of a caption file grouped by image, images not read: COCO ``.json``, ``.jsonl``, or
+    ``.txt`` (one caption a line, each its own group; blank lines skipped)."""
+    grouped, _ = _grouped(Path(file), (*CAPTION_SUFFIXES, ".txt"))
+    return list(grouped.values())
+
+
+EVAL_CAPTION_SEED = 0xC0C0
+
+
+def draw_eval_captions(groups: list[list[str]], n: int, seed: int = 0) -> list[str]:
+    """``n`` captions to generate from, the MS-COCO 30k protocol at small N: ``n`` distinct images drawn at
+    random (all of them, in a new random order each pass, when ``n`` exceeds their count) and one of each
+    image's captions, drawn uniformly; a function of ``(seed, n, groups)`` only."""
+    rng = np.random.default_rng([seed, EVAL_CAPTION_SEED])
+    passes = -(-n // len(groups))
+    images = np.concatenate([rng.permutation(len(groups)) for _ in range(passes)])[:n]
+    return [groups[i][int(rng.integers(len(groups[i])))] for i in images]
 
 
 def _read_jsonl(file: Path) -> tuple[dict[str, list[str]], int]:

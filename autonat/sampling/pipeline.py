@@ -4,6 +4,11 @@ Sample ``i`` of a request is seeded from ``(seed, i)``, so a set of images
 is the same whatever the batch size, and any subset (one process's share)
 can be produced on its own.
 
+A request's labels are class ids for a class-conditional generator and
+captions (strings) for a text-conditional one; captions are encoded by the
+text encoder the checkpoint records (:meth:`Pipeline.text_encoder`) and
+rounded to float16, as the training cache stores them.
+
 Speed options (measured in ``docs/benchmarks.md``): ``precision="auto"`` runs
 the generator under bf16 autocast on CUDA and in full precision on CPU (so
 CPU results stay bit-for-bit those of the plain sampler); ``compile=True``
@@ -20,9 +25,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from autonat.data.captions import check_same_encoder, draw_eval_captions, open_text_encoder, read_caption_groups
 from autonat.data.tokenization import verify_tokenizer
 from autonat.errors import AutonatError
 from autonat.generator.checkpoint import Generator, load_generator
+from autonat.generator.condition import Condition, TextCondition
 from autonat.runtime import warn_bf16_cpu
 from autonat.sampling.options import PRECISIONS
 from autonat.sampling.sampler import (
@@ -45,7 +52,9 @@ class Pipeline:
     device: torch.device
     precision: str = "auto"  # see :func:`autocast_dtype`
     compile: bool = False
+    text_encoder_spec: str | None = None  # overrides the checkpoint's recorded encoder spec
     _network: torch.nn.Module | None = field(default=None, init=False, repr=False)
+    _encoder: object | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         autocast_dtype(self.precision, self.device)  # reject a bad name before any work
@@ -55,11 +64,14 @@ class Pipeline:
     @classmethod
     def load(cls, checkpoint: str | Path, tokenizer: str | Path | None = None,
              tokenizer_config: str | Path | None = None, device: str | torch.device = "cpu",
-             precision: str = "auto", compile: bool = False, force: bool = False) -> "Pipeline":
+             precision: str = "auto", compile: bool = False, force: bool = False,
+             text_encoder: str | None = None) -> "Pipeline":
         """Load a checkpoint and its tokenizer (the recorded one unless ``tokenizer`` is given).
 
         The tokenizer's content fingerprint must be the one the checkpoint
-        records; ``force`` turns a mismatch into a warning.
+        records; ``force`` turns a mismatch into a warning. ``text_encoder``
+        names the text encoder of a text-conditional checkpoint when its
+        recorded spec does not load here (it must be the same encoder).
         """
         device = torch.device(device)
         gen = load_generator(checkpoint, device)
@@ -72,7 +84,7 @@ class Pipeline:
                                f"for {gen.config.codebook_size}; pass the tokenizer it was trained with")
         if tuple(tok.grid) != tuple(gen.config.grid):
             raise AutonatError(f"tokenizer grid {tuple(tok.grid)} differs from the generator's {gen.config.grid}")
-        return cls(gen, tok, device, precision, compile)
+        return cls(gen, tok, device, precision, compile, text_encoder)
 
     @property
     def network(self) -> torch.nn.Module:
@@ -98,34 +110,84 @@ class Pipeline:
     def num_classes(self) -> int:
         return self.generator.config.num_classes
 
-    def check_labels(self, labels: Sequence[int]) -> None:
+    @property
+    def is_text(self) -> bool:
+        """True if the generator takes captions, not class ids."""
+        return self.generator.config.is_text
+
+    def check_labels(self, labels: Sequence) -> None:
+        """Class ids in range for a class-conditional generator, captions (strings) for a text one."""
+        texts = [isinstance(c, str) for c in labels]
+        if self.is_text and not all(texts):
+            raise AutonatError(f"checkpoint {self.generator.path} is text-conditional: give it captions "
+                               "(--prompt / --prompts, --captions), not class ids (--classes)")
+        if self.is_text:
+            return
+        if any(texts):
+            raise AutonatError(f"checkpoint {self.generator.path} is class-conditional: give it classes "
+                               "(--classes), not captions (--prompt / --prompts, --captions)")
         bad = [c for c in labels if not 0 <= int(c) <= self.num_classes]
         if bad:
             raise AutonatError(f"class id(s) {bad[:5]} out of range: this model knows classes "
                                f"0..{self.num_classes - 1} ({self.num_classes} = unconditional)")
 
-    def tokens(self, strategy: Strategy, labels: Sequence[int], seeds: Sequence[int],
+    def text_encoder(self):
+        """The text encoder of a text-conditional checkpoint: the recorded spec (or the override), loaded once
+        and checked to be the encoder the generator was trained with."""
+        if self._encoder is None:
+            record = self.generator.meta.get("text_encoder") or {}
+            spec = self.text_encoder_spec or record.get("spec")
+            if not spec:
+                raise AutonatError(f"checkpoint {self.generator.path} records no text encoder; pass "
+                                   "--text-encoder SPEC (the encoder it was trained with)")
+            encoder = open_text_encoder(spec, device=self.device)
+            check_same_encoder(record, encoder, f"checkpoint {self.generator.path}",
+                               fix="pass --text-encoder SPEC naming the encoder it was trained with")
+            self._encoder = encoder
+        return self._encoder
+
+    def condition(self, labels: Sequence) -> Condition:
+        """The generator's condition for ``labels``: class ids, or the encoded captions (float16-rounded)."""
+        if not self.is_text:
+            return torch.as_tensor(list(labels), dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            cond = self.text_encoder().encode([str(c) for c in labels])
+        return TextCondition(cond.hidden.half().float(), cond.mask.bool()).to(self.device)
+
+    def eval_labels(self, n: int, captions: str | Path | None = None, seed: int = 0) -> list:
+        """What ``eval`` and the search generate: ``n`` class-balanced ids, or for a text-conditional generator
+        ``n`` captions of the caption file ``captions`` (:func:`autonat.data.captions.draw_eval_captions`)."""
+        if self.is_text:
+            if captions is None:
+                raise AutonatError(f"checkpoint {self.generator.path} is text-conditional: pass --captions FILE "
+                                   "(COCO captions .json, .jsonl or .txt) to generate from")
+            return draw_eval_captions(read_caption_groups(captions), n, seed)
+        if captions is not None:
+            raise AutonatError(f"checkpoint {self.generator.path} is class-conditional: drop --captions")
+        return balanced_labels(n, self.num_classes)
+
+    def tokens(self, strategy: Strategy, labels: Sequence, seeds: Sequence[int],
                options: SamplerOptions | None = None) -> torch.Tensor:
-        """Token grids ``[B, h, w]`` for ``labels`` with one seed per sample."""
+        """Token grids ``[B, h, w]`` for ``labels`` (class ids or captions) with one seed per sample."""
         cfg = self.generator.config
-        y = torch.as_tensor(list(labels), dtype=torch.long, device=self.device)
+        y = self.condition(labels)
         ids = sample_tokens(self.network, strategy, y, make_generators(seeds, self.device), self.token_space,
                             self.sampler_options(options))
         return ids.view(-1, *cfg.grid)
 
     @torch.inference_mode()
-    def images(self, strategy: Strategy, labels: Sequence[int], seeds: Sequence[int],
+    def images(self, strategy: Strategy, labels: Sequence, seeds: Sequence[int],
                options: SamplerOptions | None = None) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in [0, 1]."""
         return self.tokenizer.decode(self.tokens(strategy, labels, seeds, options)).float()
 
-    def batches(self, strategy: Strategy, labels: Sequence[int], seed: int, batch_size: int,
+    def batches(self, strategy: Strategy, labels: Sequence, seed: int, batch_size: int,
                 indices: Sequence[int] | None = None, progress: bool = True,
                 options: SamplerOptions | None = None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
         """Yield ``(images, labels)`` batches; sample ``indices[k]`` gets seed ``(seed, indices[k])``."""
         self.check_labels(labels)
         indices = list(range(len(labels))) if indices is None else list(indices)
-        labels = np.asarray(labels, dtype=np.int64)
+        labels = np.asarray(labels, dtype=object if self.is_text else np.int64)
         bar = tqdm(total=len(indices), desc="sample", unit="img", disable=not progress, dynamic_ncols=True)
         for start in range(0, len(indices), batch_size):
             chunk = indices[start: start + batch_size]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from autonat.errors import AutonatError
+from autonat.generator.condition import TextCondition
 from autonat.io.atomic import atomic_path
 from autonat.sampling.sampler import (
     SamplerOptions,
@@ -110,15 +111,17 @@ def save_trace(frames: torch.Tensor, path: str | Path, frame_ms: int = 500, min_
     return path
 
 
-def write_trace(model: torch.nn.Module, decode_tokens: TokenDecoder, strategy: Strategy, labels: Sequence[int],
-                seeds: Sequence[int], path: str | Path, space: TokenSpace,
+def write_trace(model: torch.nn.Module, decode_tokens: TokenDecoder, strategy: Strategy,
+                labels: Sequence[int] | TextCondition, seeds: Sequence[int], path: str | Path, space: TokenSpace,
                 options: SamplerOptions | None = None) -> Path:
-    """Sample ``labels`` with one seed each, recording every step, and write the trace to ``path``.
+    """Sample ``labels`` (class ids, or encoded captions) with one seed each, recording every step, and write
+    the trace to ``path``.
 
     With the same seeds as a full run these are the same samples as that run's
     first images (the sampler's draws for a sample depend on its seed only).
     """
     device = next(model.parameters()).device
-    y = torch.as_tensor(list(labels), dtype=torch.long, device=device)
+    y = labels.to(device) if isinstance(labels, TextCondition) else torch.as_tensor(
+        list(labels), dtype=torch.long, device=device)
     states = decoding_states(model, strategy, y, make_generators(seeds, device), space, options)
     return save_trace(render_trace(states, decode_tokens, space.grid), path)
