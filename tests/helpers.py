@@ -98,9 +98,10 @@ class FakeTextEncoder:
         return TextCondition(hidden, mask)
 
 
-def write_caption_dataset(root: Path, kind: str = "jsonl", n: int = 6, size: int = 10) -> tuple[Path, Path]:
-    """``n`` synthetic images under ``root/images`` and a caption file naming them (2 or 3 captions each);
-    returns ``(image folder, caption file)``. ``kind``: ``jsonl`` or ``coco``."""
+def write_caption_dataset(root: Path, kind: str = "jsonl", n: int = 6, size: int = 10,
+                          width: int | None = None) -> tuple[Path, Path]:
+    """``n`` synthetic ``size`` x ``width`` (default square) images under ``root/images`` and a caption file
+    naming them (2 or 3 captions each); returns ``(image folder, caption file)``. ``kind``: ``jsonl`` or ``coco``."""
     import json
 
     from PIL import Image
@@ -110,7 +111,7 @@ def write_caption_dataset(root: Path, kind: str = "jsonl", n: int = 6, size: int
     images.mkdir(parents=True)
     rows = []
     for i in range(n):
-        arr = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        arr = rng.integers(0, 255, (size, width or size, 3), dtype=np.uint8)
         Image.fromarray(arr).save(images / f"{i}.png")
         for j in range(2 + i % 2):
             rows.append((f"{i}.png", i, f"picture {i} caption {j}"))
@@ -128,7 +129,7 @@ def write_caption_dataset(root: Path, kind: str = "jsonl", n: int = 6, size: int
     return images, file
 
 
-def write_tiny_text_generator(root: Path, spec: str = "fake") -> Path:
+def write_tiny_text_generator(root: Path, spec: str = "fake", grid=(4, 4)) -> Path:
     """A random-weight text-conditional generator (the :class:`FakeTextEncoder`'s 5 x 6 states) with its
     tokenizer under ``root``; its empty caption is the fake encoder's. Returns the checkpoint."""
     import torch
@@ -140,7 +141,7 @@ def write_tiny_text_generator(root: Path, spec: str = "fake") -> Path:
 
     tok = write_tiny_tokenizer(root / "tokenizer")
     torch.manual_seed(0)
-    config = UViTConfig(codebook_size=16, grid=(4, 4), num_classes=0, width=32, depth=2, num_heads=2, dropout=0.0,
+    config = UViTConfig(codebook_size=16, grid=grid, num_classes=0, width=32, depth=2, num_heads=2, dropout=0.0,
                         text_width=6, text_length=5)
     model, encoder = UViT(config), FakeTextEncoder()
     model.set_empty_caption(encoder.encode([""]))

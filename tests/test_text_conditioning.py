@@ -357,3 +357,21 @@ def test_search_generation_on_a_text_model(tmp_path, fake_encoder):
                  "--reference", str(images), "--feature-extractor", "digits", "--out", str(out)]) == 0
     inputs = json.loads((out / "inputs.json").read_text())
     assert inputs["captions"]["path"] == str(file.resolve()) and len(inputs["captions"]["sha256"]) == 16
+
+
+def test_non_square_images_kept_whole(tmp_path, fake_encoder):
+    """``crop=False``: 8 x 16 images give a 4 x 8 token grid, and a generator of that grid samples 8 x 16 images
+    through the square tokenizer (its shorter side is the tokenizer's)."""
+    from autonat.sampling.pipeline import Pipeline, fits_grid
+    from autonat.strategy.core import autonat_init
+
+    images, file = write_caption_dataset(tmp_path / "data", "jsonl", n=3, size=8, width=16)
+    tok = write_tiny_tokenizer(tmp_path / "tok")
+    tokenize_dataset(str(images), tok, tmp_path / "cache", image_size=8, captions=file, text_encoder="fake",
+                     encoder=FakeTextEncoder(), crop=False)
+    cache = read_token_cache(tmp_path / "cache")
+    assert cache.grid == (4, 8) and cache.tokens.shape == (3, 32)
+    gen = write_tiny_text_generator(tmp_path / "model", grid=(4, 8))
+    pipe = Pipeline.load(gen, tokenizer=tok)
+    assert pipe.images(autonat_init(2), ["a b"], [0]).shape == (1, 3, 8, 16)
+    assert fits_grid((4, 4), (4, 8)) and fits_grid((4, 4), (4, 4)) and not fits_grid((4, 4), (8, 16))

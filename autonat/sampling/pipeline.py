@@ -82,7 +82,7 @@ class Pipeline:
         if tok.codebook_size != gen.config.codebook_size:
             raise AutonatError(f"tokenizer has {tok.codebook_size} codes but the generator was trained "
                                f"for {gen.config.codebook_size}; pass the tokenizer it was trained with")
-        if tuple(tok.grid) != tuple(gen.config.grid):
+        if not fits_grid(tuple(tok.grid), tuple(gen.config.grid)):
             raise AutonatError(f"tokenizer grid {tuple(tok.grid)} differs from the generator's {gen.config.grid}")
         return cls(gen, tok, device, precision, compile, text_encoder)
 
@@ -195,6 +195,15 @@ class Pipeline:
             yield self.images(strategy, y.tolist(), sample_seeds(seed, chunk), options), y
             bar.update(len(chunk))
         bar.close()
+
+
+def fits_grid(tokenizer_grid: tuple[int, int], generator_grid: tuple[int, int]) -> bool:
+    """Whether a generator's token grid is one the tokenizer makes: its own (square) grid, or a non-square grid
+    whose shorter side is the tokenizer's (images kept whole, ``data.crop: false``, their shorter side resized
+    to the tokenizer's input size; a convolutional tokenizer codes and decodes any such shape)."""
+    if tuple(tokenizer_grid) == tuple(generator_grid):
+        return True
+    return tokenizer_grid[0] == tokenizer_grid[1] and min(generator_grid) == tokenizer_grid[0]
 
 
 def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
