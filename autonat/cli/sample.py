@@ -107,6 +107,8 @@ def run_sample(args) -> Path:
         rows = class_ids(args.classes, names) if args.classes else list(range(pipe.num_classes))
         per = args.per_class
     pipe.check_labels(rows)
+    if pipe.is_text:
+        pipe.text_encoder()  # an encoder that does not load fails before any work
     labels = [c for c in rows for _ in range(per)]
     options = pipe.sampler_options(sampler_options(args))
     if args.trace:

@@ -140,7 +140,13 @@ class Pipeline:
             if not spec:
                 raise AutonatError(f"checkpoint {self.generator.path} records no text encoder; pass "
                                    "--text-encoder SPEC (the encoder it was trained with)")
-            encoder = open_text_encoder(spec, device=self.device)
+            try:
+                encoder = open_text_encoder(spec, device=self.device)
+            except AutonatError as exc:
+                if self.text_encoder_spec:
+                    raise
+                raise AutonatError(f"{exc} (the text encoder checkpoint {self.generator.path} records; pass "
+                                   "--text-encoder SPEC where it is now)") from exc
             check_same_encoder(record, encoder, f"checkpoint {self.generator.path}",
                                fix="pass --text-encoder SPEC naming the encoder it was trained with")
             self._encoder = encoder
@@ -161,7 +167,9 @@ class Pipeline:
             if captions is None:
                 raise AutonatError(f"checkpoint {self.generator.path} is text-conditional: pass --captions FILE "
                                    "(COCO captions .json, .jsonl or .txt) to generate from")
-            return draw_eval_captions(read_caption_groups(captions), n, seed)
+            drawn = draw_eval_captions(read_caption_groups(captions), n, seed)
+            self.text_encoder()  # an encoder that does not load fails before any work
+            return drawn
         if captions is not None:
             raise AutonatError(f"checkpoint {self.generator.path} is class-conditional: drop --captions")
         return balanced_labels(n, self.num_classes)
