@@ -226,3 +226,26 @@ def test_missing_diffusers_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_diffusers)
     with pytest.raises(AutonatError, match=r"diffusers is missing.*pip install -e '\.\[diffusers\]'"):
         import_diffusers()
+
+
+def test_pipeline_loads_the_folder_and_gives_the_pipelines_images(theirs, folder, monkeypatch):
+    """``Pipeline.load`` recognises the folder; greedy images equal ``AmusedPipeline``'s, decoded by its VQ model."""
+    from autonat.sampling.pipeline import AmusedPipeline, Pipeline
+
+    pipe = Pipeline.load(folder)
+    assert isinstance(pipe, AmusedPipeline) and pipe.token_space == SPACE and pipe.num_classes == 0
+    monkeypatch.setattr(torch, "multinomial", lambda probs, n, generator=None: probs.argmax(-1, keepdim=True))
+    expected = theirs(PROMPTS, num_inference_steps=6, temperature=(0, 0), output_type="pt",
+                      generator=torch.Generator().manual_seed(0)).images
+    monkeypatch.undo()
+    strategy = greedy(amused(6, temperature=(0.0, 0.0)))
+    images = pipe.images(strategy, PROMPTS, seeds=[0, 1, 2])
+    assert images.shape == (3, 3, IMAGE_SIDE, IMAGE_SIDE)
+    assert (images - expected).abs().max() <= 1e-6
+    # sampled (temperature 1): a sample depends on its own seed and caption only, not on the batch
+    tokens = pipe.tokens(amused(6), PROMPTS, seeds=[5, 6, 7])
+    assert torch.equal(tokens[1:], pipe.tokens(amused(6), PROMPTS[1:], seeds=[6, 7]))
+    with pytest.raises(Exception, match="captions"):
+        pipe.tokens(strategy, [0, 1], seeds=[0, 1])
+    with pytest.raises(Exception, match="drop --tokenizer"):
+        Pipeline.load(folder, tokenizer="elsewhere")

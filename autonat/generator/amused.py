@@ -31,10 +31,31 @@ with ``local_files_only``: nothing is downloaded.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from autonat.errors import AutonatError
 from autonat.generator.condition import TextCondition
+
+
+@dataclass(frozen=True)
+class AmusedConfig:
+    """What the sampling pipeline reads of a generator's config, for an aMUSEd folder.
+
+    Captions carry no class ids: ``num_classes`` is 0 and ``null_class`` (1)
+    is never used; the null condition is the model's (the empty caption).
+    """
+
+    codebook_size: int
+    grid: tuple[int, int]
+    mask_id: int
+    image_size: int
+    masking_schedule: str = "cosine"
+    num_classes: int = 0
+    null_class: int = 1
+    is_text: bool = True
+
 
 #: ``AmusedPipeline.__call__`` defaults for the micro-conditioning.
 AESTHETIC_SCORE = 6

@@ -64,3 +64,8 @@ def check_amused_folder(path: str | Path) -> Path:
         raise AutonatError(f"aMUSEd folder {path} lacks {', '.join(m + '/' for m in missing)}; "
                            "copy the whole pipeline snapshot")
     return path
+
+
+def amused_weights(path: str | Path) -> Path:
+    """The transformer's weights file of an aMUSEd folder (what a search's identity fingerprints)."""
+    return Path(path) / "transformer" / "diffusion_pytorch_model.safetensors"

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from autonat.errors import AutonatError
-from autonat.generator.amused import AmusedTextEncoder, AmusedTransformer
+from autonat.generator.amused import AmusedConfig, AmusedTextEncoder, AmusedTransformer
+from autonat.generator.checkpoint import Generator
 from autonat.io.config import read_json
-from autonat.io.diffusers_folder import check_amused_folder, import_diffusers
+from autonat.io.diffusers_folder import KIND, check_amused_folder, import_diffusers
 from autonat.sampling.sampler import TokenSpace
 from autonat.tokenizers.amused import AmusedVQTokenizer
 
@@ -31,6 +32,16 @@ class AmusedCheckpoint:
     mask_id: int
     masking_schedule: str
     path: Path
+
+    @property
+    def config(self) -> AmusedConfig:
+        return AmusedConfig(codebook_size=self.model.codebook_size, grid=self.model.grid, mask_id=self.mask_id,
+                            image_size=self.tokenizer.image_size, masking_schedule=self.masking_schedule)
+
+    def as_generator(self) -> Generator:
+        """The transformer as a :class:`~autonat.generator.checkpoint.Generator` record (what the pipeline holds)."""
+        return Generator(model=self.model, config=self.config, tokenizer={"kind": KIND, "path": str(self.path)},
+                         path=self.path, meta={"format": KIND, "text_encoder": {"name": self.text_encoder.name}})
 
     @property
     def token_space(self) -> TokenSpace:

@@ -30,6 +30,7 @@ from autonat.data.tokenization import verify_tokenizer
 from autonat.errors import AutonatError
 from autonat.generator.checkpoint import Generator, load_generator
 from autonat.generator.condition import Condition, TextCondition
+from autonat.io.diffusers_folder import is_amused_folder
 from autonat.runtime import warn_bf16_cpu
 from autonat.sampling.options import PRECISIONS
 from autonat.sampling.sampler import (
@@ -73,6 +74,11 @@ class Pipeline:
         names the text encoder of a text-conditional checkpoint when its
         recorded spec does not load here (it must be the same encoder).
         """
+        if is_amused_folder(checkpoint):
+            if tokenizer is not None or text_encoder is not None:
+                raise AutonatError(f"{checkpoint} is an aMUSEd folder with its own VQ model and text encoder; "
+                                   "drop --tokenizer and --text-encoder")
+            return AmusedPipeline.from_folder(checkpoint, device, precision, compile)
         device = torch.device(device)
         gen = load_generator(checkpoint, device)
         tok_path = gen.tokenizer_path(tokenizer)
@@ -234,3 +240,29 @@ def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | 
 def balanced_labels(n: int, num_classes: int) -> list[int]:
     """``n`` labels cycling over the classes (class-balanced up to one sample)."""
     return [i % num_classes for i in range(n)]
+
+
+class AmusedPipeline(Pipeline):
+    """A local aMUSEd folder (diffusers ``AmusedPipeline``, see :mod:`autonat.sampling.amused`): captions in.
+
+    Captions are encoded by the folder's own CLIP text encoder as the
+    diffusers pipeline encodes them (penultimate hidden states and the
+    projected pooled embedding, in full precision); the null condition is
+    the empty caption.
+    """
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu", precision: str = "auto",
+                    compile: bool = False) -> "AmusedPipeline":
+        from autonat.sampling.amused import load_amused
+
+        checkpoint = load_amused(folder, device)
+        pipe = cls(checkpoint.as_generator(), checkpoint.tokenizer, torch.device(device), precision, compile)
+        pipe._encoder = checkpoint.text_encoder
+        return pipe
+
+    def condition(self, labels: Sequence[str]) -> TextCondition:
+        """The encoded captions ``labels``."""
+        self.check_labels(labels)
+        with torch.inference_mode():
+            return self.text_encoder().encode(list(labels))

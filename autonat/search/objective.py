@@ -18,10 +18,14 @@ def objective_inputs(checkpoint: str | Path, reference: str | Path, captions: st
     """What an FID objective is made from: the checkpoint (path and weights' fingerprint), the reference, and
     for a text-conditional generator the caption file it samples captions from (path and content hash)."""
     from autonat.generator.checkpoint import WEIGHTS_FILE, read_generator_config
+    from autonat.io.diffusers_folder import amused_weights, is_amused_folder
     from autonat.tokenizers.base import fingerprint
 
-    read_generator_config(checkpoint)  # a mistyped checkpoint is named before a search compares its inputs
-    weights = Path(checkpoint) / WEIGHTS_FILE  # missing: loading the checkpoint says so in one line
+    if is_amused_folder(checkpoint):
+        weights = amused_weights(checkpoint)
+    else:
+        read_generator_config(checkpoint)  # a mistyped checkpoint is named before a search compares its inputs
+        weights = Path(checkpoint) / WEIGHTS_FILE  # missing: loading the checkpoint says so in one line
     inputs = {"checkpoint": str(Path(checkpoint).resolve()),
               "checkpoint_fingerprint": fingerprint(weights) if weights.is_file() else None,
               "reference": reference_identity(reference)}
