@@ -249,3 +249,12 @@ def test_pipeline_loads_the_folder_and_gives_the_pipelines_images(theirs, folder
         pipe.tokens(strategy, [0, 1], seeds=[0, 1])
     with pytest.raises(Exception, match="drop --tokenizer"):
         Pipeline.load(folder, tokenizer="elsewhere")
+
+
+def test_a_search_records_the_transformer_weights(folder):
+    from autonat.search.objective import objective_inputs
+    from autonat.tokenizers.base import fingerprint
+
+    inputs = objective_inputs(folder, "demo:heldout")
+    weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert inputs["checkpoint"] == str(folder.resolve()) and inputs["checkpoint_fingerprint"] == fingerprint(weights)
