@@ -258,3 +258,34 @@ def test_a_search_records_the_transformer_weights(folder):
     inputs = objective_inputs(folder, "demo:heldout")
     weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
     assert inputs["checkpoint"] == str(folder.resolve()) and inputs["checkpoint_fingerprint"] == fingerprint(weights)
+
+
+@pytest.mark.slow
+def test_sample_eval_and_search_run_on_the_folder(folder, tmp_path):
+    """``autonat sample | eval | search generation --checkpoint FOLDER`` end to end, from captions."""
+    import json
+
+    from autonat.cli.main import main
+    from autonat.strategy.files import load_strategy
+
+    grid = tmp_path / "grid.png"
+    assert main(["sample", "--checkpoint", str(folder), "--schedule", "amused", "--steps", "4",
+                 "--prompt", "the dog", "--prompt", "a cat", "--per-prompt", "2", "--out", str(grid),
+                 "--npz", str(tmp_path / "s.npz")]) == 0
+    import numpy as np
+
+    assert np.load(tmp_path / "s.npz")["arr_0"].shape == (4, IMAGE_SIDE, IMAGE_SIDE, 3) and grid.exists()
+    captions = tmp_path / "captions.txt"
+    captions.write_text("the dog\na cat at the door\nthe cat\n")
+    common = ["--reference", "demo:heldout", "--feature-extractor", "digits", "--captions", str(captions),
+              "--batch-size", "6"]
+    assert main(["eval", "--checkpoint", str(folder), "--schedule", "amused", "--steps", "4", "-n", "6",
+                 "--metrics", "fid", "--results", str(tmp_path / "eval.jsonl"), *common]) == 0
+    record = json.loads((tmp_path / "eval.jsonl").read_text().splitlines()[-1])
+    assert record["metrics"]["fid"] > 0 and record["n"] == 6
+    out = tmp_path / "search"
+    assert main(["search", "generation", "--checkpoint", str(folder), "--schedule", "amused", "--steps", "3",
+                 "--method", "spsa", "--iterations", "1", "--n-eval", "6", "--noise-seeds", "0", "--out", str(out),
+                 *common]) == 0
+    assert load_strategy(out / "best_strategy.yaml").steps == 3
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 2  # header + 1 step

@@ -54,7 +54,10 @@ def demo_tokenizer_fingerprint() -> str | None:
 def is_demo_model(checkpoint: str | Path) -> bool:
     """Whether ``checkpoint`` is a generator of the demo digits (the rule in the module docstring)."""
     from autonat.generator.checkpoint import read_generator_config
+    from autonat.io.diffusers_folder import is_amused_folder
 
+    if is_amused_folder(checkpoint):
+        return False  # aMUSEd: text-to-image on web photos
     info = read_generator_config(checkpoint)
     cache = (info.get("training") or {}).get("cache")
     verdict = cache_is_demo(cache) if cache else None
