@@ -64,7 +64,7 @@ def _user_folder(name: str):
 BAD = [
     ("train", ["trian.steps=2"], None, "unknown section 'trian' in the recipe (did you mean 'train'?)"),
     ("train", ["data.sorce=x"], None, "unknown key 'sorce' in data (did you mean 'source'?); known: captions, "
-                                      "crop, hflip, image_size, source"),
+                                      "crop, hflip, image_size, resize, source"),
     ("train", ["tokenizer.vqgan.n_embd=16"], None, "unknown key 'n_embd' in tokenizer.vqgan (did you mean 'n_embed'?)"),
     ("train", ["model.codebook_size=16"], None, "unknown key 'codebook_size' in model"),
     ("train", ["optim.lr=abc"], None, "optim.lr: expected a number, got 'abc'"),

@@ -143,3 +143,38 @@ def test_rows_are_gathered_from_the_memory_map_and_range_checked(tmp_path, tiny_
     assert cache.value_ranges() == cache.meta["value_ranges"]
     with pytest.raises(AutonatError, match="out of range in its rows"):
         read_rows(cache, replace(tiny_config, num_classes=1), np.arange(96))
+
+
+@pytest.mark.slow
+def test_two_processes_with_accumulation_train_as_one_process(tmp_path):
+    """Same data, masks and loss on 1 process x 1 micro-batch and 2 processes x 2 micro-batches (no dropout)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+    from helpers import tiny_recipe, write_tiny_cache
+    from safetensors.torch import load_file
+    from test_training import _free_port
+
+    from autonat.training.loop import train
+    from autonat.training.recipe import recipe_from_dict
+
+    cache = write_tiny_cache(tmp_path / "cache")
+    one = tiny_recipe(cache, tmp_path / "one", steps=4)
+    one["model"]["dropout"] = 0.0
+    train(recipe_from_dict(one))
+    two = {**one, "train": {**one["train"], "out_dir": str(tmp_path / "two"), "grad_accum_steps": 2}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(two))
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), str(root / "tools" / "train.py"), "--config",
+           str(tmp_path / "r.yaml")]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a = load_file(tmp_path / "one" / "checkpoints" / "step_4" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "checkpoints" / "step_4" / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5

@@ -35,6 +35,7 @@ def cmd_train_tokenizer(args) -> None:
 
 def cmd_tokenize(args) -> None:
     from autonat.data.tokenization import tokenize_dataset
+    from autonat.runtime import process_state
     from autonat.training.recipe import load_recipe
 
     recipe = load_recipe(args.config, args.overrides)
@@ -44,12 +45,15 @@ def cmd_tokenize(args) -> None:
     if not tokenizer or not out:
         raise AutonatError("need a tokenizer (--tokenizer or tokenizer.out_dir) and an output (--out or cache)")
     encoder = args.text_encoder or (recipe.text.encoder if recipe.text is not None else None)
+    state = process_state(args.device)  # under `accelerate launch`, each process encodes its share
     n = tokenize_dataset(data.source, tokenizer, out, image_size=data.image_size, hflip=data.hflip,
-                         tokenizer_config=args.tokenizer_config, device=args.device, batch_size=args.batch_size,
-                         strict_images=args.strict_images, captions=data.captions, text_encoder=encoder,
-                         crop=data.crop)
-    print(f"token cache with {n} items written to {out}")
-    _report_image_problems(out)
+                         tokenizer_config=args.tokenizer_config, device=args.device or str(state.device),
+                         batch_size=args.batch_size, strict_images=args.strict_images, captions=data.captions,
+                         text_encoder=encoder, crop=data.crop, resize=data.resize, workers=args.workers,
+                         shard_size=args.shard_size, state=state)
+    if state.is_main_process:
+        print(f"token cache with {n} items written to {out}")
+        _report_image_problems(out)
 
 
 def _report_image_problems(cache: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 
 from autonat.cli.args import (
@@ -89,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict-images", action="store_true",
                    help="fail on a corrupt or truncated image instead of skipping and counting it")
     p.add_argument("--text-encoder", help="text encoder of a captioned dataset (default: text.encoder)")
-    p.set_defaults(func=on_default_device(cmd_tokenize))
+    p.add_argument("--workers", type=nonnegative_int, default=min(8, os.cpu_count() or 1),
+                   help="DataLoader processes decoding images, per process (default: the cores, at most 8; 0: "
+                        "decode in the main process)")
+    p.add_argument("--shard-size", type=positive_int, default=4096,
+                   help="images per shard: the unit written as it goes and skipped by a rerun (default 4096)")
+    p.set_defaults(func=cmd_tokenize)
 
     p = sub.add_parser("train", help="train the generator in this process (see tools/train.py for accelerate)")
     add_recipe_arguments(p)

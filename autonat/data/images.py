@@ -15,13 +15,18 @@ read ``list_images(root)``: a folder of generated PNGs has no class folders.
 
 Images are converted to RGB (grayscale, palette and RGBA alike; alpha is
 dropped, not composited; 16-bit and float greys are rescaled to 8 bits),
-resized so the shorter side is ``image_size`` and centre-cropped. Images
+resized so the shorter side is ``image_size`` and centre-cropped
+(:func:`resize_centre_crop`: torchvision's antialiased bilinear resize, or
+``adm``, the ADM / U-ViT / AutoNAT ImageNet preprocessing). Images
 smaller than ``image_size`` are upscaled the same way (bilinear), not
 rejected: the count of such images is kept in ``upscaled`` so a caller can
 warn. Unreadable (corrupt, truncated) files and images larger than
 :data:`MAX_PIXELS` are found up front: skipped and counted by default
 (``skipped``, ``too_large``), or an error with ``strict=True``
-(``--strict-images``).
+(``--strict-images``). A folder opened with ``probe=False`` (what
+``tokenize`` does: decoding 1.28 M images up front in one process would
+double its work) is only listed; :class:`CheckedImages` then finds those
+images where they are decoded, in the DataLoader's workers.
 
 Held-out split: of every class with at least 2 images, a fixed
 :data:`HELDOUT_FRACTION` (at least 1 image) is held out, chosen by a
@@ -55,6 +60,8 @@ MAX_PIXELS = 2**28
 HELDOUT_FRACTION = 0.05
 HELDOUT_SEED = 0
 SPLITS = ("train", "heldout", "all")
+RESIZES = ("bilinear", "adm")
+"""How an image becomes ``size`` x ``size`` (:func:`resize_centre_crop`)."""
 
 
 # --------------------------------------------------------------------------- discovery
@@ -115,9 +122,11 @@ class ImageFolderDataset(Dataset):
     without reading the folder again.
     """
 
-    def __init__(self, root: str | Path, image_size: int, strict: bool = False, split: str = "all") -> None:
+    def __init__(self, root: str | Path, image_size: int, strict: bool = False, split: str = "all",
+                 probe: bool = True, resize: str = "bilinear") -> None:
         self.root = Path(root)
         self.image_size = image_size
+        self.resize = check_resize(resize)
         if not self.root.is_dir():
             raise AutonatError(f"image folder not found: {self.root}")
         folders = class_folders(self.root)
@@ -133,7 +142,10 @@ class ImageFolderDataset(Dataset):
         self.upscaled = 0
         for label, folder in enumerate(folders):
             for file in list_images(folder):
-                self._probe(file, label, strict)
+                if probe:
+                    self._probe(file, label, strict)
+                else:
+                    self.all_items.append((file, label))
         if not self.all_items:
             unreadable = f" ({len(self.skipped)} unreadable files skipped)" if self.skipped else ""
             raise AutonatError(f"no readable images under {self.root}{unreadable} "
@@ -181,10 +193,82 @@ class ImageFolderDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label, _ = self.read(i)
+        return image, label
+
+    def read(self, i: int) -> tuple[torch.Tensor, int, bool]:
+        """Item ``i`` as ``(image [3, S, S] in [0, 1], label, upscaled)``; a bad image raises (see CheckedImages)."""
         file, label = self.items[i]
         with open_image(file) as img:
-            img = TF.center_crop(TF.resize(to_rgb(img), self.image_size, antialias=True), self.image_size)
-        return TF.to_tensor(img), label
+            upscaled = min(img.size) < self.image_size
+            img = resize_centre_crop(to_rgb(img), self.image_size, self.resize)
+        return TF.to_tensor(img), label, upscaled
+
+
+#: :class:`CheckedImages` statuses: read, unreadable (corrupt, truncated, not an image), too large.
+READ, UNREADABLE, TOO_LARGE = 0, 1, 2
+
+
+class CheckedImages(Dataset):
+    """``dataset[i]`` as ``(image, label, status, upscaled)``: a bad image becomes a status, not an exception.
+
+    ``status`` is :data:`READ`, :data:`UNREADABLE` or :data:`TOO_LARGE` (the
+    image is then zeros); the caller drops or refuses such items. Datasets
+    without a ``read`` method (the demo digits, captioned images) are passed
+    through as read.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, bool]:
+        if not hasattr(self.dataset, "read"):
+            image, label = self.dataset[i]
+            return image, label, READ, False
+        try:
+            image, label, upscaled = self.dataset.read(i)
+            return image, label, READ, upscaled
+        except AutonatError:  # open_image's size limit
+            status = TOO_LARGE
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+            status = UNREADABLE
+        size = self.dataset.image_size
+        return torch.zeros(3, size, size), self.dataset.items[i][1], status, False
+
+
+def header_size(file: str | Path) -> tuple[int, int]:
+    """An image's (width, height) from its header alone (nothing is decoded)."""
+    with _pil_guard_lifted(), Image.open(file) as img:
+        return img.size
+
+
+def check_resize(resize: str) -> str:
+    if resize not in RESIZES:
+        raise AutonatError(f"unknown resize policy {resize!r}; choose one of {', '.join(RESIZES)}")
+    return resize
+
+
+def resize_centre_crop(img: Image.Image, size: int, resize: str = "bilinear") -> Image.Image:
+    """``img`` resized so its shorter side is ``size``, then the central ``size`` x ``size`` square.
+
+    ``bilinear``: torchvision's antialiased bilinear resize. ``adm``: the
+    preprocessing of ADM's ``center_crop_arr``, which U-ViT and the official
+    AutoNAT code use for ImageNet: halve with a box filter while the shorter
+    side is at least ``2 size``, then bicubic to a shorter side of ``size``
+    (each side ``round(side * size / shorter)``), then crop at
+    ``((W - size) // 2, (H - size) // 2)``.
+    """
+    if check_resize(resize) == "bilinear":
+        return TF.center_crop(TF.resize(img, size, antialias=True), size)
+    while min(img.size) >= 2 * size:
+        img = img.resize(tuple(x // 2 for x in img.size), resample=Image.BOX)
+    scale = size / min(img.size)
+    img = img.resize(tuple(round(x * scale) for x in img.size), resample=Image.BICUBIC)
+    left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+    return img.crop((left, top, left + size, top + size))
 
 
 def heldout_mask(labels: list[int], classes: list[str]) -> np.ndarray:
@@ -253,19 +337,21 @@ def source_image_size(source: str, image_size: int | None) -> int | None:
 
 
 def open_dataset(source: str, image_size: int | None = None, split: str | None = None,
-                 strict: bool = False) -> Dataset:
+                 strict: bool = False, probe: bool = True, resize: str = "bilinear") -> Dataset:
     """``"demo"`` for the built-in digits, else an image folder.
 
     ``split`` (``train``, ``heldout``, ``all``) defaults to what a generator
     trains on: the demo's ``train`` digits (its held-out digits are the FID
     reference), every image of a folder. ``strict``: an unreadable or too
     large image in the folder is an error instead of being skipped and counted.
+    ``probe=False`` lists a folder without decoding it; ``resize``: see
+    :func:`resize_centre_crop`.
     """
     if is_demo_source(source):
         return DemoDigits(split or "train")
     if image_size is None:
         raise AutonatError("an image folder needs data.image_size (or --image-size)")
-    return ImageFolderDataset(source, image_size, strict=strict, split=split or "all")
+    return ImageFolderDataset(source, image_size, strict=strict, split=split or "all", probe=probe, resize=resize)
 
 
 def open_splits(source: str, image_size: int | None = None, strict: bool = False) -> tuple[Dataset, Dataset]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -119,9 +119,32 @@ def write_token_cache(path: str | Path, tokens: np.ndarray, labels: np.ndarray, 
     recorded relative to the cache, or absolute (see :func:`autonat.io.identity.portable_path`).
     """
     tokens = tokens.reshape(len(tokens), -1)
-    ranges = {"tokens": _chunked_range(tokens), "labels": _chunked_range(labels)}
+    write_token_cache_blocks(path, lambda: [tokens], labels, tokens.shape[1], meta, extra)
+
+
+def write_token_cache_blocks(path: str | Path, blocks: Callable[[], Iterable[np.ndarray]], labels: np.ndarray,
+                             length: int, meta: dict, extra: Callable[[Path], dict] | None = None) -> None:
+    """:func:`write_token_cache` with the tokens given as consecutive row blocks ``[b, length]`` by ``blocks()``.
+
+    The blocks are copied one at a time into a memory-mapped ``tokens.npy``,
+    so writing a cache of any size takes the memory of one block.
+    """
+    ranges = {"tokens": [0, -1], "labels": _chunked_range(labels)}
     with atomic_dir(path, CACHE_KIND, is_token_cache) as tmp:
-        np.save(tmp / "tokens.npy", tokens.astype(token_dtype(meta["codebook_size"])))
+        out = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=token_dtype(meta["codebook_size"]),
+                                        shape=(len(labels), length))
+        row = 0
+        for block in blocks():
+            if len(block):
+                out[row: row + len(block)] = block
+                low, high = int(block.min()), int(block.max())
+                ranges["tokens"] = [low, high] if row == 0 else [min(low, ranges["tokens"][0]),
+                                                                 max(high, ranges["tokens"][1])]
+            row += len(block)
+        if row != len(labels):
+            raise AutonatError(f"token cache {path}: {row} token rows for {len(labels)} labels (an internal error)")
+        out.flush()
+        del out
         np.save(tmp / "labels.npy", labels.astype(np.int64))
         if extra is not None:
             meta = {**meta, **extra(tmp)}

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from autonat.data.images import is_demo_source, source_image_size
+from autonat.data.images import RESIZES, is_demo_source, source_image_size
 from autonat.data.token_cache import TokenCache, read_token_cache
 from autonat.errors import AutonatError
 from autonat.generator.uvit import NAMED_SIZES, UViTConfig
@@ -73,6 +73,7 @@ class DataSection:
     hflip: bool = False  # also encode the mirror image of every image (tokenize)
     captions: str | None = None  # a COCO captions_*.json or a JSONL of {"image", "caption"} (tokenize)
     crop: bool = True  # centre-crop to a square; false keeps non-square images whole (captioned data)
+    resize: str = "bilinear"  # "bilinear" (antialiased), or "adm": box halving + bicubic, as the official ImageNet code
 
     def __post_init__(self) -> None:
         if not self.source.strip():
@@ -83,6 +84,8 @@ class DataSection:
         if not self.crop and self.captions is None:
             raise FieldError("crop", "false is for captioned data (data.captions); class folders are cropped")
         require_counts(self, "image_size")
+        if self.resize not in RESIZES:
+            raise FieldError("resize", f"unknown policy {self.resize!r}; choose one of {', '.join(RESIZES)}")
         size = source_image_size(self.source, self.image_size)
         if self.image_size is not None and self.image_size != size:
             raise FieldError("image_size", f"the demo digits are {size} px, got {self.image_size}; "
