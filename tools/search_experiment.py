@@ -38,6 +38,7 @@ from autonat.search.generation import Layout, SearchConfig, StrategySearch
 from autonat.search.measure import PricedObjective, forward_passes, load_or_measure_noise
 from autonat.search.objective import FIDObjective
 from autonat.strategy.core import autonat_init
+from autonat.strategy.family import free_parameters
 from autonat.strategy.files import load_strategy, save_strategy
 from autonat.strategy.zoo import build_strategy
 
@@ -58,7 +59,7 @@ def run_search(method: str, steps: int, objective, args, out: Path) -> dict:
         per_generation = args.population + args.validation_sets  # candidates + the validation of the mean
         generations = max(1, (args.budget // args.n_eval - args.validation_sets) // per_generation)
         cfg = SearchConfig(steps=generations, method="cma", seed=args.seed, population=args.population,
-                           sigma=args.sigma, validation_sets=args.validation_sets)
+                           sigma=args.sigma, validation_sets=args.validation_sets, free=free_parameters(args.free))
         search = CMASearch(objective, init, cfg, out, args.n_eval)
         state = search.run(progress=False)
         n_eval = args.n_eval
@@ -171,6 +172,7 @@ def main() -> None:
     p.add_argument("--population", type=int, default=6)
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--validation-sets", type=int, default=1, help="cma: validation seed sets per validated mean")
+    p.add_argument("--free", default="all", help="cma: all, coarse or comma-separated family parameters")
     p.add_argument("--price", type=float, default=0.01, help="cma-priced: objective units per forward pass")
     p.add_argument("--metric", choices=("fid", "kid"), default="fid", help="the search objective")
     p.add_argument("--search-reference", default="demo:train")

@@ -27,10 +27,11 @@ from autonat.search.objective import FIDObjective
 
 def _search_config(args):
     from autonat.search.generation import SearchConfig
+    from autonat.strategy.family import free_parameters
 
     return SearchConfig(steps=args.iterations, method=args.method, common_random_numbers=not args.no_crn,
                         seed=args.seed, population=args.population, sigma=args.sigma,
-                        validation_sets=args.validation_sets)
+                        validation_sets=args.validation_sets, free=free_parameters(args.free))
 
 
 def _initial_strategy(args):
@@ -252,6 +253,9 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation-sets", type=positive_int, default=1,
                    help="cma: validation seed sets on which the start and each generation's mean are scored (their "
                         "mean decides the result; default 1)")
+    p.add_argument("--free", default="all",
+                   help="cma: the family parameters it moves: all (default), coarse (re-masking temperature and CFG, "
+                        "start and end) or names separated by commas; the others keep the start's values")
     p.add_argument("--price", type=nonnegative_float, default=0.0,
                    help="compute-aware objective: add this much per forward pass of an image (unconditional passes "
                         "count at steps whose CFG is on)")

@@ -94,6 +94,8 @@ class CMASearch:
         self.inputs = search_inputs(inputs or {}, n_eval, init, config)
         self.steps = init.steps
         self.start = FamilyBox.to_unit(fit_family(init))
+        names = FamilyBox.names
+        self.free = np.array([names.index(n) for n in (config.free or names)])
         self.out = Path(out_dir)
 
     # -- persistence
@@ -125,11 +127,19 @@ class CMASearch:
 
     # -- the search
     def _optimizer(self):
+        """CMA-ES in the free coordinates of the unit cube (all nine unless ``config.free`` names fewer)."""
         from cmaes import CMA
 
-        bounds = np.tile([0.0, 1.0], (len(self.start), 1))
-        return CMA(mean=self.start.copy(), sigma=self.config.sigma, cov=np.diag(FamilyBox.steps ** 2), bounds=bounds,
-                   seed=self.config.seed, population_size=self.config.population)
+        bounds = np.tile([0.0, 1.0], (len(self.free), 1))
+        return CMA(mean=self.start[self.free].copy(), sigma=self.config.sigma,
+                   cov=np.diag(FamilyBox.steps[self.free] ** 2), bounds=bounds, seed=self.config.seed,
+                   population_size=self.config.population)
+
+    def _full(self, z_free: np.ndarray) -> np.ndarray:
+        """A point of the unit cube: the free coordinates from ``z_free``, the others the start's."""
+        z = self.start.copy()
+        z[self.free] = z_free
+        return z
 
     def _evaluate(self, cache: dict, generation: int, index: int, z: np.ndarray, seed: int) -> float:
         """The recorded value of (generation, index) if any (its point must match), else a new evaluation."""
@@ -162,10 +172,10 @@ class CMASearch:
             replayed = all((generation, j) in cache for j in range(-cfg.validation_sets, cfg.population))
             seed = lambda j: eval_seed(cfg.seed, generation, j, cfg.common_random_numbers)  # noqa: B023, E731
             zs = [optimizer.ask() for _ in range(cfg.population)]
-            values = [self._evaluate(cache, generation, j, z, seed(j)) for j, z in enumerate(zs)]
+            values = [self._evaluate(cache, generation, j, self._full(z), seed(j)) for j, z in enumerate(zs)]
             optimizer.tell(list(zip(zs, values)))
-            self._validate(cache, generation, optimizer.mean)
-            self._save(cache, optimizer.mean)
+            self._validate(cache, generation, self._full(optimizer.mean))
+            self._save(cache, self._full(optimizer.mean))
             bar.update(1)
             if not replayed and stop is not None and stop():
                 break

@@ -41,6 +41,7 @@ from autonat.io.atomic import atomic_path, write_text
 from autonat.io.identity import check_identity
 from autonat.io.lock import run_lock
 from autonat.strategy.core import Strategy
+from autonat.strategy.family import ScheduleFamily
 from autonat.strategy.files import load_strategy, save_strategy
 
 MASK_RATIO_MAX = 0.99
@@ -68,6 +69,7 @@ class SearchConfig:
     population: int = 6  # cma: candidates per generation
     sigma: float = 1.0  # cma: initial step size, in units of the family's typical steps (strategy.family.BOX)
     validation_sets: int = 1  # cma: validation seed sets each validated mean is scored on (the value: their mean)
+    free: tuple[str, ...] = ()  # cma: the family parameters it moves (empty: all nine); the others keep the start's
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -75,6 +77,11 @@ class SearchConfig:
         if self.population < 2 or not self.sigma > 0 or self.validation_sets < 1:
             raise AutonatError(f"a CMA-ES search needs a population of at least 2, sigma > 0 and at least one "
                                f"validation set, got {self.population}, {self.sigma} and {self.validation_sets}")
+        object.__setattr__(self, "free", tuple(self.free))
+        unknown = [n for n in self.free if n not in ScheduleFamily.names()]
+        if unknown or len(set(self.free)) != len(self.free) or len(self.free) == 1:
+            raise AutonatError(f"--free names {len(self.free)} family parameters ({', '.join(self.free)}); give two or "
+                               f"more distinct ones of {', '.join(ScheduleFamily.names())} (or 'all')")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -179,8 +186,8 @@ def check_search_inputs(out_dir: str | Path, inputs: dict, record: bool = True) 
 
 def search_inputs(objective_inputs: dict, n_eval: int, init: Strategy, config: SearchConfig) -> dict:
     """What a generation search directory records: the objective's inputs, N, the steps T and the method."""
-    cma = {"population": config.population, "sigma": config.sigma,
-           "validation_sets": config.validation_sets} if config.method == "cma" else {}
+    cma = {"population": config.population, "sigma": config.sigma, "validation_sets": config.validation_sets,
+           **({"free": list(config.free)} if config.free else {})} if config.method == "cma" else {}
     return {**objective_inputs, "n_eval": n_eval, "steps": init.steps, "method": config.method, **cma}
 
 

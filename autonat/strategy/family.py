@@ -141,6 +141,22 @@ BOX = {
 }
 
 
+#: Named sets of parameters a search may move (``--free``). ``coarse``: the two ramps where the demo model's gains lie
+#: (re-masking temperature and CFG, start and end); the mask shape and sampling temperature keep the start's values.
+FREE_SETS = {
+    "all": ScheduleFamily.names(),
+    "coarse": ("remask_start", "remask_end", "cfg_start", "cfg_end"),
+}
+
+
+def free_parameters(spec: str) -> tuple[str, ...]:
+    """``all``, ``coarse`` or comma-separated parameter names -> the names (validated by the search config)."""
+    spec = spec.strip()
+    if spec in FREE_SETS:
+        return FREE_SETS[spec]
+    return tuple(name.strip() for name in spec.split(",") if name.strip())
+
+
 class FamilyBox:
     """The family as the unit cube ``[0, 1]^9``: ``to_unit`` / ``from_unit`` (exponents on a log2 scale);
     ``steps`` are the typical steps in unit-cube coordinates."""
