@@ -111,9 +111,9 @@ def test_class_conditional_unchanged(tiny_model, tiny_config):
 def test_wrong_condition_kind_is_one_clear_error(tiny_model):
     text = _text_model()
     cond = FakeTextEncoder().encode(["x"])
-    with pytest.raises(AutonatError, match="text-conditional.*--prompt"):
+    with pytest.raises(AutonatError, match="text-conditional.*--classes"):
         text(torch.zeros(1, 6, dtype=torch.long), torch.tensor([0]))
-    with pytest.raises(AutonatError, match="class-conditional.*--labels"):
+    with pytest.raises(AutonatError, match="class-conditional.*--prompt"):
         tiny_model(torch.zeros(1, 16, dtype=torch.long), cond)
     with pytest.raises(AutonatError, match="encoder the checkpoint records"):
         text(torch.zeros(1, 6, dtype=torch.long), FakeTextEncoder(width=4).encode(["x"]))

@@ -1,9 +1,14 @@
 """Generator checkpoints: a directory with ``config.json`` and ``model.safetensors``.
 
 ``config.json`` names the architecture, codebook size, token grid, number of
-classes and the tokenizer (a path, relative to the checkpoint when they share
-a folder, and a content fingerprint);
-``model.safetensors`` holds the EMA weights used for inference. The resumable
+classes (or, for a text-conditional generator, the text width and length,
+and under ``text_encoder`` the encoder it was trained with: its spec, name
+with weights fingerprint, width and length) and the tokenizer (a path,
+relative to the checkpoint when they share a folder, and a content
+fingerprint);
+``model.safetensors`` holds the EMA weights used for inference (a text
+generator's also its null condition, the encoded empty caption, as the
+buffers ``empty_hidden`` and ``empty_mask``). The resumable
 training state lives apart from it (see :mod:`autonat.training`).
 """
 from __future__ import annotations

@@ -270,12 +270,12 @@ class UViT(nn.Module):
         ``[B, 1, 1, context_len + L]`` (None for class ids: every key may be attended to)."""
         if not self.config.is_text:
             if isinstance(cond, TextCondition):
-                raise AutonatError("this generator is class-conditional: give it class ids (--labels), "
+                raise AutonatError("this generator is class-conditional: give it class ids (--classes), "
                                    "not captions (--prompt)")
             return self.class_embed(cond[:, None]), None
         if not isinstance(cond, TextCondition):
             raise AutonatError("this generator is text-conditional: give it captions (--prompt / --prompts), "
-                               "not class ids (--labels)")
+                               "not class ids (--classes)")
         want = (self.config.text_length, self.config.text_width)
         if tuple(cond.hidden.shape[1:]) != want:
             raise AutonatError(f"text hidden states are {tuple(cond.hidden.shape[1:])} but the generator takes "
