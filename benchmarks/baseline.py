@@ -39,10 +39,14 @@ class ManualAttention(nn.Module):
         self.qkv, self.proj, self.num_heads = qkv, proj, num_heads
         self.scale = (qkv.in_features // num_heads) ** -0.5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """``keys``: the network's attention key mask ``[B, 1, 1, N]`` (True: attended to), or None."""
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        scores = (q @ k.transpose(-2, -1)) * self.scale
+        if keys is not None:
+            scores = scores.masked_fill(~keys, float("-inf"))
+        attn = scores.softmax(dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
 
 
