@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-#: 8x8 images, 4x4 tokens from a 16-code VQ model; the [MASK] id is the last of 24 transformer vocabulary ids.
+#: 8x8 images, 4x4 tokens from a 16-code VQ model (f = 2); the [MASK] id is the last of 24 transformer vocabulary ids.
 CODEBOOK, MASK_ID, VOCAB = 16, 23, 24
-GRID_SIDE, IMAGE_SIDE, TEXT_LENGTH = 4, 8, 8
+GRID_SIDE, TEXT_LENGTH = 4, 8
+IMAGE_SIDE = 2 * GRID_SIDE
 
 
 def _bytes_to_unicode() -> list[str]:
@@ -39,8 +40,9 @@ def write_clip_tokenizer(path: Path) -> None:
         "pad_token": "<|endoftext|>"}))
 
 
-def build_tiny_amused(seed: int = 0):
-    """The five components of a tiny ``AmusedPipeline`` (random weights, fixed by ``seed``)."""
+def build_tiny_amused(seed: int = 0, grid_side: int = GRID_SIDE):
+    """The five components of a tiny ``AmusedPipeline`` (random weights, fixed by ``seed``): ``grid_side``
+    squared tokens, images twice that side."""
     import torch
     from diffusers import AmusedScheduler, UVit2DModel, VQModel
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
@@ -50,13 +52,13 @@ def build_tiny_amused(seed: int = 0):
         hidden_size=16, use_bias=False, cond_embed_dim=8, micro_cond_encode_dim=2, micro_cond_embed_dim=10,
         encoder_hidden_size=8, vocab_size=VOCAB, codebook_size=CODEBOOK, in_channels=8, block_out_channels=8,
         num_res_blocks=1, downsample=False, upsample=False, block_num_heads=1, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=16, sample_size=GRID_SIDE)
+        num_attention_heads=2, intermediate_size=16, sample_size=grid_side)
     # random weights give near-uniform logits; a larger output layer spreads them like a trained model's
     with torch.no_grad():
         transformer.mlm_layer.conv2.weight.mul_(20.0)
     vqvae = VQModel(block_out_channels=[8, 8], down_block_types=["DownEncoderBlock2D"] * 2,
                     up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, layers_per_block=1,
-                    norm_num_groups=4, num_vq_embeddings=CODEBOOK, sample_size=IMAGE_SIDE,
+                    norm_num_groups=4, num_vq_embeddings=CODEBOOK, sample_size=2 * grid_side,
                     mid_block_add_attention=False, lookup_from_codebook=True)
     text_config = CLIPTextConfig(hidden_size=8, intermediate_size=16, num_attention_heads=2, num_hidden_layers=2,
                                  projection_dim=8, vocab_size=520, max_position_embeddings=TEXT_LENGTH,
@@ -66,12 +68,12 @@ def build_tiny_amused(seed: int = 0):
                 scheduler=AmusedScheduler(mask_token_id=MASK_ID))
 
 
-def write_tiny_amused(path: Path, seed: int = 0) -> Path:
+def write_tiny_amused(path: Path, seed: int = 0, grid_side: int = GRID_SIDE) -> Path:
     """Save a tiny ``AmusedPipeline`` to ``path`` with ``save_pretrained`` (the released folder layout)."""
     from diffusers import AmusedPipeline
     from transformers import CLIPTokenizer
 
     write_clip_tokenizer(path.parent / f"{path.name}-clip-tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(path.parent / f"{path.name}-clip-tokenizer", local_files_only=True)
-    AmusedPipeline(tokenizer=tokenizer, **build_tiny_amused(seed)).save_pretrained(path)
+    AmusedPipeline(tokenizer=tokenizer, **build_tiny_amused(seed, grid_side)).save_pretrained(path)
     return path

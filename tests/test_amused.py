@@ -8,7 +8,10 @@ download). What must agree:
 * the tokens of our sampler and of the pipeline in greedy settings: sampling
   temperature 0 and re-masking temperature 0. The scheduler always draws
   tokens with ``torch.multinomial``; for the greedy run it is replaced by the
-  argmax, everything else of the pipeline runs as released;
+  argmax, everything else of the pipeline runs as released. This holds while
+  no two confidences tie exactly at a step's cut-off, true of the 4x4 grid
+  here; where they tie the two differ by design (see
+  ``test_exact_ties_at_the_cut_off_are_where_greedy_re_masking_differs``);
 * the per-step masked counts of the zoo's ``amused`` strategy and of the
   scheduler, also at temperature 1 where the tokens themselves cannot agree
   (the scheduler draws from one generator for the whole batch, in its own
@@ -143,6 +146,24 @@ def test_amused_strategy_counts_equal_the_schedulers(length):
         assert amused(steps).masked_counts(length) == scheduler_counts(length, steps), (length, steps)
     # the float32 cosine matters: cos(pi/3) is 0.49999997 in float32, so 12 steps keep 127 of 256 masked, not 128
     assert amused(12).masked_counts(256)[7] == 127 and math.floor(256 * math.cos(math.pi / 3)) == 128
+
+
+def test_exact_ties_at_the_cut_off_are_where_greedy_re_masking_differs(monkeypatch):
+    """With re-masking temperature 0, ``AmusedScheduler`` masks the tokens whose confidence is strictly below
+    the ``mask_len``-th smallest: positions tied with it all stay decoded, so it can keep fewer masked than its
+    schedule. Our sampler keeps exactly the schedule's count (ties broken by position). aMUSEd's transformer has
+    no position embedding, so on an all-[MASK] canvas every position out of reach of the border's convolutions
+    has the same logits; any re-masking temperature above 0 (its defaults: 2 -> 0) breaks such ties."""
+    from diffusers import AmusedScheduler
+
+    scheduler = AmusedScheduler(mask_token_id=8)
+    scheduler.set_timesteps(4, (0, 0))
+    logits = torch.zeros(1, 16, 8)
+    logits[..., 3] = 1.0  # every position: the same prediction, the same confidence (p = 0.28)
+    monkeypatch.setattr(torch, "multinomial", lambda probs, n, generator=None: probs.argmax(-1, keepdim=True))
+    step = scheduler.step(logits, scheduler.timesteps[0], torch.full((1, 16), 8), generator=torch.Generator())
+    assert int((step.prev_sample == 8).sum()) == 0  # the schedule says keep 14 masked; ties keep none
+    assert amused(4, temperature=(0.0, 0.0)).masked_counts(16)[0] == 14
 
 
 def test_sampled_runs_mask_the_same_counts_each_step(theirs, ours):
