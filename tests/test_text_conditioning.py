@@ -214,6 +214,11 @@ def test_caption_draws_are_per_position_and_cover_each_images_captions(tmp_path)
             assert match.sum() >= 1
             rows.add((int(i), int(match.float().argmax())))
     assert len(rows) == int(cache.captions.counts.sum())  # every caption shown within 12 steps
+    # a process's rows of a global batch get the captions the whole batch gives them
+    idx, positions = np.array([3, 1, 4, 1, 5, 0, 2, 6]), np.arange(40, 48)
+    whole = batch_conditions(positions, idx, 0, labels[idx], cache.captions)
+    part = batch_conditions(positions[4:], idx[4:], 0, labels[idx[4:]], cache.captions)
+    assert torch.equal(part.hidden, whole.hidden[4:]) and torch.equal(part.mask, whole.mask[4:])
 
 
 def test_hflip_copies_share_their_images_captions(tmp_path):
@@ -375,3 +380,20 @@ def test_non_square_images_kept_whole(tmp_path, fake_encoder):
     pipe = Pipeline.load(gen, tokenizer=tok)
     assert pipe.images(autonat_init(2), ["a b"], [0]).shape == (1, 3, 8, 16)
     assert fits_grid((4, 4), (4, 8)) and fits_grid((4, 4), (4, 4)) and not fits_grid((4, 4), (8, 16))
+
+
+@pytest.mark.slow
+def test_captioned_training_does_not_depend_on_how_the_batch_is_split(tmp_path):
+    """Captions drawn and dropped per row of the global batch: 2 micro-batches of 8 train as 1 batch of 16."""
+    from safetensors.torch import load_file
+
+    cache = _captioned_cache(tmp_path)
+    one = tiny_recipe(cache, tmp_path / "one", steps=4, checkpoint_every=4)
+    one["model"]["dropout"] = 0.0
+    one["masking"]["p_uncond"] = 0.5
+    train(recipe_from_dict(one))
+    two = {**one, "train": {**one["train"], "out_dir": str(tmp_path / "two"), "grad_accum_steps": 2}}
+    train(recipe_from_dict(two))
+    a = load_file(tmp_path / "one" / "checkpoints" / "step_4" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "checkpoints" / "step_4" / "model.safetensors")
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-5

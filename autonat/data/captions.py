@@ -11,7 +11,9 @@ more captions:
   they first appear.
 
 Image paths (``file_name``, ``image``) are relative to the image folder
-(``data.source``); absolute paths stay as they are.
+(``data.source``); absolute paths stay as they are. What ``eval`` and the
+search generate from may also be a ``.txt`` file, one caption a line
+(:func:`read_caption_groups`).
 
 Caption features (written once by ``autonat tokenize``, read memory-mapped):
 caption ``j`` of the whole cache has hidden states ``captions.npy[j]``
@@ -58,13 +60,6 @@ class CaptionListing:
     def __len__(self) -> int:
         return len(self.images)
 
-    @property
-    def num_captions(self) -> int:
-        return sum(len(c) for c in self.captions)
-
-
-def is_caption_file(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in CAPTION_SUFFIXES
 
 
 def _grouped(file: Path, formats: tuple[str, ...]) -> tuple[dict[str, list[str]], int]:
