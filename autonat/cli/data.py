@@ -1,4 +1,4 @@
-"""``autonat train-tokenizer`` and ``autonat tokenize``: parsing and wiring."""
+"""``autonat train-tokenizer``, ``autonat tokenize`` and ``autonat data``: parsing and wiring."""
 from __future__ import annotations
 
 import sys
@@ -83,3 +83,14 @@ def _report_image_problems(cache: str) -> None:
               "class folder and were not read (put them in <class>/)", file=sys.stderr)
     if meta.get("upscaled_images"):
         print(f"upscaled {meta['upscaled_images']} image(s) smaller than the tokenizer's input size")
+
+
+def cmd_demo_text_data(args) -> None:
+    from autonat.data.demo_text import HELDOUT_PAIRS, HELDOUT_PHRASINGS, write_demo_text
+
+    counts = write_demo_text(args.out, per_pair=args.per_pair, seed=args.seed)
+    print(f"captioned demo written to {args.out}: {counts['train_images']} training images with "
+          f"{counts['train_captions']} captions (train.jsonl), {counts['reference_images']} reference images of "
+          f"held-out digits (reference.jsonl), prompt sets prompts_*.jsonl")
+    print(f"held out of training: pairs {' '.join(f'{a}{b}' for a, b in HELDOUT_PAIRS)}; phrasings "
+          + "; ".join(repr(t) for t in HELDOUT_PHRASINGS))

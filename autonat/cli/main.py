@@ -19,7 +19,7 @@ from autonat.cli.args import (
     nonnegative_int,
     positive_int,
 )
-from autonat.cli.data import cmd_tokenize, cmd_train_tokenizer
+from autonat.cli.data import cmd_demo_text_data, cmd_tokenize, cmd_train_tokenizer
 from autonat.errors import AutonatError
 
 
@@ -114,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=nonnegative_int, default=500,
                    help="samples per FID/IS score (0: skip scoring)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("data", help="write a built-in dataset to disk")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    p = kinds.add_parser("demo-text", help="the captioned demo: two digits side by side, captions naming both")
+    p.add_argument("--out", required=True, help="new folder for images/, train.jsonl, reference/, prompts_*.jsonl")
+    p.add_argument("--per-pair", type=positive_int, default=50, help="training images per seen digit pair (default 50)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.set_defaults(func=cmd_demo_text_data)
 
     from autonat.cli.convert import add_convert_arguments
 

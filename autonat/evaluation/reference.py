@@ -37,11 +37,15 @@ class Reference:
 
 
 def reference_from_features(features: dict[str, torch.Tensor], extractor: FeatureExtractor, source: str) -> Reference:
+    return reference_from_array(features[extractor.layers["fid"]], extractor.name, source)
+
+
+def reference_from_array(f: torch.Tensor, extractor: str, source: str) -> Reference:
+    """The reference of images whose FID features ``[N, D]`` are ``f`` (in the feature space named ``extractor``)."""
     from torch_fidelity.metric_fid import fid_features_to_statistics
 
-    f = features[extractor.layers["fid"]]
     stats = fid_features_to_statistics(f.double())
-    return Reference(mu=stats["mu"], sigma=stats["sigma"], source=source, kind="images", extractor=extractor.name,
+    return Reference(mu=stats["mu"], sigma=stats["sigma"], source=source, kind="images", extractor=extractor,
                      num_images=len(f), features=f)
 
 

@@ -44,6 +44,7 @@ from autonat.errors import AutonatError
 from autonat.generator.checkpoint import save_generator
 from autonat.generator.condition import Condition, TextCondition
 from autonat.generator.uvit import UViT, UViTConfig
+from autonat.generator.warm_start import warm_start
 from autonat.io.atomic import explain_disk_full
 from autonat.io.config import to_plain
 from autonat.io.identity import check_identity, record_identity
@@ -260,6 +261,8 @@ def _train(recipe: Recipe, raw: dict | None, force: bool) -> Path | None:
 
     torch.manual_seed(cfg.seed)
     model = UViT(recipe.model)
+    if cfg.init is not None and not (cfg.resume and run.latest_state() is not None):
+        accelerator.print(f"initialised from {cfg.init}: {warm_start(model, cfg.init).summary()}")
     if cache.is_text:
         model.set_empty_caption(cache.captions.empty())
     accelerator.print(training_summary(recipe, len(cache), sum(p.numel() for p in model.parameters()),

@@ -219,6 +219,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "auto"  # "auto" (bf16 on CUDA with bf16 support, else "no"), "no", "bf16", "fp16"
     resume: bool = True
+    init: str | None = None  # a generator checkpoint to start from (autonat.generator.warm_start); resuming wins
 
     def __post_init__(self) -> None:
         if not self.out_dir.strip():
@@ -226,6 +227,8 @@ class TrainConfig:
         require_counts(self, "steps", "batch_size", "grad_accum_steps", "checkpoint_every", "log_every")
         require_nonnegative(self, "keep_checkpoints", "seed")
         require_fractions(self, "ema_decay")
+        if self.init is not None and not self.init.strip():
+            raise FieldError("init", "is empty; name a generator checkpoint folder, or leave init out")
         if self.mixed_precision not in MIXED_PRECISIONS:
             raise FieldError("mixed_precision", f"unknown value {self.mixed_precision!r}; choose one of "
                                                 f"{', '.join(MIXED_PRECISIONS)}")
