@@ -318,8 +318,9 @@ def test_sample_prompts_end_to_end(tmp_path, fake_encoder, capsys):
     assert encoded == ["a 3 next to a 7"] * 3 + ["the digits 1 and 2"] * 3 + ["six"] * 3
     # per-sample seeds: the same run in batches of 2 gives the same grid
     first = np.asarray(Image.open(out))
-    assert main([*argv[:-4], "--batch-size", "2"]) == 0
+    assert main([*argv[:-4], "--batch-size", "2", "--trace", str(tmp_path / "trace.png"), "--trace-samples", "2"]) == 0
     assert np.array_equal(np.asarray(Image.open(out)), first)
+    assert Image.open(tmp_path / "trace.png").size[0] > 0
 
 
 def test_eval_on_a_caption_file(tmp_path, fake_encoder):
