@@ -398,3 +398,30 @@ def test_captioned_training_does_not_depend_on_how_the_batch_is_split(tmp_path):
     a = load_file(tmp_path / "one" / "checkpoints" / "step_4" / "model.safetensors")
     b = load_file(tmp_path / "two" / "checkpoints" / "step_4" / "model.safetensors")
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-5
+
+
+def test_caption_images_follow_the_resize_policy(tmp_path):
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    from autonat.data.captions import CaptionImageDataset
+    from autonat.data.images import resize_centre_crop
+
+    images, file = write_caption_dataset(tmp_path / "d", "jsonl", n=2, size=20, width=30)
+    listing = read_captions(file, images)
+    image, index = CaptionImageDataset(listing, 8, resize="adm")[1]
+    expected = TF.to_tensor(resize_centre_crop(Image.open(listing.images[1]).convert("RGB"), 8, "adm"))
+    assert index == 1 and torch.equal(image, expected)
+    assert CaptionImageDataset(listing, 8, crop=False)[0][0].shape == (3, 8, 12)
+    with pytest.raises(AutonatError, match="data.crop"):
+        CaptionImageDataset(listing, 8, crop=False, resize="adm")
+
+
+def test_the_mscoco_recipe_is_a_text_recipe():
+    from pathlib import Path
+
+    from autonat.training.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "configs" / "mscoco_autonat_s.yaml")
+    assert recipe.text.encoder.startswith("clip:") and recipe.data.captions.endswith("captions_train2014.json")
+    assert recipe.model.architecture()["width"] == 512 and recipe.masking.p_uncond == 0.1

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
-from autonat.data.images import open_image, to_rgb
+from autonat.data.images import check_resize, open_image, resize_centre_crop, to_rgb
 from autonat.errors import AutonatError
 from autonat.generator.condition import TextCondition
 
@@ -153,14 +153,19 @@ def _read_coco(file: Path) -> tuple[dict[str, list[str]], int]:
 class CaptionImageDataset(Dataset):
     """The images of a :class:`CaptionListing` as ``(image [3, H, W] in [0, 1], index)``.
 
-    Each image is resized so its shorter side is ``image_size`` (bilinear,
-    antialiased), then centre-cropped to a square (``crop``), or kept whole
-    (``crop=False``: every image must then come out the same size, e.g. the
-    32 x 64 two-digit images).
+    ``crop`` (the default): each image resized so its shorter side is
+    ``image_size`` and centre-cropped to a square, by ``resize``
+    (:func:`autonat.data.images.resize_centre_crop`, as image folders).
+    ``crop=False``: resized the same way (antialiased bilinear) and kept
+    whole; every image must then come out the same size (e.g. 32 x 64
+    two-digit images).
     """
 
-    def __init__(self, listing: CaptionListing, image_size: int, crop: bool = True) -> None:
-        self.listing, self.image_size, self.crop = listing, image_size, crop
+    def __init__(self, listing: CaptionListing, image_size: int, crop: bool = True, resize: str = "bilinear") -> None:
+        self.listing, self.image_size, self.crop, self.resize = listing, image_size, crop, check_resize(resize)
+        if not crop and resize != "bilinear":
+            raise AutonatError(f"data.resize {resize} centre-crops; images kept whole (data.crop false) are resized "
+                               "bilinear: remove data.resize or set data.crop true")
         self.classes: list[str] = []
         self.num_classes = 0
 
@@ -171,11 +176,13 @@ class CaptionImageDataset(Dataset):
         file = self.listing.images[i]
         try:
             with open_image(file) as img:
-                img = TF.resize(to_rgb(img), self.image_size, antialias=True)
+                img = to_rgb(img)
+                if self.crop:
+                    img = resize_centre_crop(img, self.image_size, self.resize)
+                else:
+                    img = TF.resize(img, self.image_size, antialias=True)
         except OSError as exc:
             raise AutonatError(f"unreadable image {file} ({exc}); replace it or remove its captions") from exc
-        if self.crop:
-            img = TF.center_crop(img, self.image_size)
         return TF.to_tensor(img), i
 
 

@@ -136,7 +136,7 @@ def tokenize_dataset(source: str, tokenizer_path: str | Path, out: str | Path, i
     size = image_size or tokenizer.image_size
     check_image_size(source, size, tokenizer, tokenizer_path)
     if listing is not None:
-        dataset = CaptionImageDataset(listing, size, crop=crop)
+        dataset = CaptionImageDataset(listing, size, crop=crop, resize=resize)
     else:
         dataset = open_dataset(source, size, split=split, strict=strict_images, probe=False, resize=resize)
     plan = ShardPlan(len(dataset), shard_size)
