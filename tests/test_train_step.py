@@ -123,7 +123,7 @@ def test_official_training_options_in_recipes():
     from autonat.training.recipe import load_recipe
 
     configs = Path(__file__).resolve().parents[1] / "configs"
-    recipe = load_recipe(configs / "imagenet_autonat_l.yaml")
+    recipe = load_recipe(configs / "imagenet256_autonat_l.yaml")
     assert (recipe.optim.grad_clip, recipe.optim.warmup, recipe.train.ema_warmup) == (None, "official", False)
     assert (recipe.optim.lr, recipe.optim.warmup_steps, recipe.train.ema_decay) == (4e-4, 5000, 0.9999)
     assert (recipe.train.batch_size, recipe.train.steps, recipe.model.size) == (2048, 500000, "autonat-l")
