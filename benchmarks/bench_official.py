@@ -2,13 +2,14 @@
 
 The official code is not shipped here: point ``AUTONAT_OFFICIAL_CODE`` at a
 local checkout of LeapLabTHU/ImprovedNAT (it carries its own timm 0.3.2;
-its other requirement, loguru, must be installed). Without it the script
+its other requirement, loguru, is the ``official`` extra: ``pip install -e .[official]``). Without it the script
 says so and exits.
 
 Each run is a fresh process that builds the official U-ViT
 (``libs/nat_model.py``) with seeded random weights and ours from the same
 state dict (:func:`autonat.generator.official.uvit_from_official`), then
-times the two taking turns for ``--rounds`` rounds, on process CPU time:
+times the two taking turns for ``--rounds`` rounds, on process CPU time
+(after one untimed call each; for the sampler a batch-1 call at any batch):
 
 * sampler: the official ``NATSchedule.generate`` with train.py's guided
   network (both passes at every step) against our
@@ -21,7 +22,11 @@ times the two taking turns for ``--rounds`` rounds, on process CPU time:
   recipe; tokens per second.
 
 The ratio column is official time / our time per round, as min-max over
-all rounds of all runs (above 1: ours is faster).
+all rounds of all runs (above 1: ours is faster). Each round also records
+the machine's 1-minute load average (``os.getloadavg``) as it starts: on a
+shared machine other jobs slow both sides of a round alike, and the table
+shows how loaded the rounds were. ``--json F`` keeps every child's report as
+it arrives; the same command again measures only what is missing.
 
     AUTONAT_OFFICIAL_CODE=~/ImprovedNAT OMP_NUM_THREADS=2 python -m benchmarks.bench_official \\
         --size s --batches 1 2 4 8 16 --runs 3 --rounds 3
@@ -33,18 +38,18 @@ import copy
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from .measure import Machine, markdown_table, median, progress, report, run_child
+from .measure import Machine, RunLog, cell, markdown_table, median, progress, report, run_child, timed
 from .workloads import AUTONAT_L_T8, SIZES, model_config, sample_labels
 
 MODULE = "benchmarks.bench_official"
 ENV = "AUTONAT_OFFICIAL_CODE"
+CPU = torch.device("cpu")
 WORKLOADS = ("sampler", "training step")
 
 
@@ -127,12 +132,6 @@ def training_pair(official, ours, nat_misc, utils, batch: int):
     return run_official, lambda i: ours_step(tokens, labels, i)
 
 
-def cpu_seconds(fn) -> float:
-    start = time.process_time()
-    fn()
-    return time.process_time() - start
-
-
 def child(cfg: dict) -> dict:
     """One run: both sides built once, then ``rounds`` rounds taking turns (sides swap each round)."""
     import warnings
@@ -145,40 +144,77 @@ def child(cfg: dict) -> dict:
     if cfg["workload"] == "sampler":
         with torch.no_grad():
             pair = sampler_pair(official, ours, nat_misc, batch)
-            times = _take_turns(pair, cfg["rounds"], lambda fn, r: fn())
-        return {side: [t / batch for t in ts] for side, ts in times.items()}  # seconds per image
+            warm_up = sampler_pair(official, ours, nat_misc, 1) if batch > 1 else pair  # a batch-1 image each
+            times = _take_turns(pair, cfg["rounds"], lambda fn, r: fn(), warm_up)
+        return {side: ts if side == "load" else [t / batch for t in ts]  # seconds per image
+                for side, ts in times.items()}
     pair = training_pair(official, ours, nat_misc, utils, batch)
     times = _take_turns(pair, cfg["rounds"], lambda fn, r: fn(r))
-    return {side: [batch * ours.config.seq_len / t for t in ts] for side, ts in times.items()}  # tokens/s
+    return {side: ts if side == "load" else [batch * ours.config.seq_len / t for t in ts]  # tokens/s
+            for side, ts in times.items()}
 
 
-def _take_turns(pair, rounds: int, call) -> dict:
-    """CPU seconds per round of each side after one untimed call each; the first side alternates."""
+def _take_turns(pair, rounds: int, call, warm_up=None) -> dict:
+    """CPU seconds per round of each side after one untimed call each; the first side alternates.
+
+    The untimed calls are of ``warm_up`` when given (a cheaper pair: they only
+    have to load the libraries' kernels and thread pools). ``load`` holds the
+    1-minute load average as each round starts.
+    """
     sides = dict(zip(("official", "ours"), pair))
-    for fn in sides.values():
+    for fn in (warm_up or pair):
         call(fn, 0)
-    times = {side: [] for side in sides}
+    times = {side: [] for side in (*sides, "load")}
     for r in range(1, rounds + 1):
+        times["load"].append(round(os.getloadavg()[0], 2))
         for side in (("official", "ours") if r % 2 else ("ours", "official")):
-            times[side].append(cpu_seconds(lambda s=side, r=r: call(sides[s], r)))
+            times[side].append(timed(lambda s=side, r=r: call(sides[s], r), CPU)[1])
     return times
 
 
+def faster(workload: str, official: float, ours: float) -> float:
+    """Ours against the official in one round, above 1 when ours is faster (s/img: lower is faster)."""
+    return official / ours if workload == "sampler" else ours / official
+
+
 def rows(results: dict) -> list[dict]:
-    """One row per (workload, batch): medians and the spread of the per-round ratio over all runs."""
+    """One row per (workload, batch): medians, the spreads over all rounds of all runs, the rounds' loads."""
     out = []
     for (workload, batch), runs in results.items():
         official = [v for run in runs for v in run["official"]]
         ours = [v for run in runs for v in run["ours"]]
-        faster = [o / u if workload == "sampler" else u / o for o, u in zip(official, ours)]
+        ratios = [faster(workload, o, u) for o, u in zip(official, ours)]
+        load = [v for run in runs for v in run.get("load", [])]
         unit = "s/img" if workload == "sampler" else "tokens/s"
-        out.append({"workload": workload, "batch": batch, "unit": unit, "official": median(official),
-                    "ours": median(ours), "ratio": f"{min(faster):.2f}-{max(faster):.2f}x", "runs": len(runs)})
+        out.append({"workload": workload, "batch": batch, "unit": unit,
+                    "official": f"{cell(median(official))} ({_spread(official)})",
+                    "ours": f"{cell(median(ours))} ({_spread(ours)})", "ratio": f"{_spread(ratios)}x",
+                    "load": _spread(load) if load else "", "rounds": f"{len(runs)} x {len(runs[0]['ours'])}"})
     return out
 
 
-COLUMNS = [("workload", "workload"), ("batch", "batch"), ("unit", "unit"), ("official", "official (median)"),
-           ("ours", "ours (median)"), ("ratio", "ours vs official, per round (min-max)"), ("runs", "runs")]
+def round_rows(results: dict) -> list[dict]:
+    """Every round of every run: both sides, their ratio and the load average as the round started."""
+    out = []
+    for (workload, batch), runs in results.items():
+        for i, run in enumerate(runs, 1):
+            for r, (o, u) in enumerate(zip(run["official"], run["ours"]), 1):
+                load = run.get("load", [])
+                out.append({"workload": workload, "batch": batch, "round": f"{i}.{r}", "official": o, "ours": u,
+                            "ratio": f"{faster(workload, o, u):.2f}x", "load": load[r - 1] if load else ""})
+    return out
+
+
+def _spread(values: list[float]) -> str:
+    return f"{cell(min(values))}-{cell(max(values))}"
+
+
+COLUMNS = [("workload", "workload"), ("batch", "batch"), ("unit", "unit"),
+           ("official", "official: median (min-max)"), ("ours", "ours: median (min-max)"),
+           ("ratio", "ours vs official, per round (min-max)"), ("load", "load average at the rounds"),
+           ("rounds", "runs x rounds")]
+ROUND_COLUMNS = [("workload", "workload"), ("batch", "batch"), ("round", "run.round"), ("official", "official"),
+                 ("ours", "ours"), ("ratio", "ours vs official"), ("load", "load average")]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -189,7 +225,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     p.add_argument("--runs", type=int, default=3, help="fresh processes per configuration")
     p.add_argument("--rounds", type=int, default=3, help="timed turns of each side per process")
-    p.add_argument("--json", help="write the raw per-round results here")
+    p.add_argument("--json", help="keep the raw per-round reports here (resumes: measures only what is missing)")
     return p.parse_args(argv)
 
 
@@ -203,20 +239,24 @@ def main(argv=None) -> int:
         print(f"skipped: set {ENV} to a local checkout of LeapLabTHU/ImprovedNAT (with libs/nat_misc.py; "
               f"{'got ' + repr(checkout) if checkout else 'unset'}) to compare against the official code")
         return 0
-    results = {}
+    log = RunLog(args.json)
     for workload in args.workloads:
         for batch in args.batches:
-            for run in range(args.runs):
-                progress(f"{workload}, batch {batch}, run {run + 1}/{args.runs}")
+            key = (args.size, workload, batch, args.rounds)
+            for run in range(log.count(key), args.runs):
+                progress(f"{workload}, batch {batch}, run {run + 1}/{args.runs} "
+                         f"(load average {os.getloadavg()[0]:.1f})")
                 cfg = {"checkout": checkout, "size": args.size, "batch": batch, "workload": workload,
                        "rounds": args.rounds}
-                results.setdefault((workload, batch), []).append(run_child(MODULE, cfg))
-    if args.json:
-        Path(args.json).write_text(json.dumps([{"key": list(k), "runs": v} for k, v in results.items()], indent=1))
+                log.add(key, run_child(MODULE, cfg))
+    results = {(w, b): log.runs[(args.size, w, b, args.rounds)] for w in args.workloads for b in args.batches}
     print(f"Machine: {Machine.here(torch.device('cpu')).describe()}")
     print(f"{SIZES[args.size][0]}, released AutoNAT-L T=8 strategy, fp32, process CPU time, "
-          f"{args.runs} run(s) of {args.rounds} round(s)\n")
+          "sampler in s/img (lower is faster), "
+          f"training in tokens/s (higher is faster)\n")
     print(markdown_table(rows(results), COLUMNS))
+    print("\nEvery round (load average: 1 minute, as the round started)\n")
+    print(markdown_table(round_rows(results), ROUND_COLUMNS))
     return 0
 
 

@@ -159,11 +159,11 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     """Rows as a Markdown table; ``columns`` pairs a row key with its header."""
     head = "| " + " | ".join(h for _, h in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(_cell(row.get(k)) for k, _ in columns) + " |" for row in rows]
+    body = ["| " + " | ".join(cell(row.get(k)) for k, _ in columns) + " |" for row in rows]
     return "\n".join([head, rule, *body])
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):

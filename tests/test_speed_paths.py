@@ -106,3 +106,29 @@ def test_benchmark_baseline_is_the_same_network(tiny_config):
         assert torch.allclose(ours(tokens, labels), reference(tokens, labels), atol=1e-5)
         ids = benchmarks.baseline_sample(reference, STRATEGY, labels, TokenSpace.of(tiny_config))
     assert ids.shape == tokens.shape and (ids < tiny_config.codebook_size).all()
+
+
+def test_the_official_comparison_skips_cleanly_without_a_checkout(monkeypatch, tmp_path, capsys):
+    bench = pytest.importorskip("benchmarks.bench_official")
+    monkeypatch.delenv(bench.ENV, raising=False)
+    assert bench.main(["--size", "tiny"]) == 0
+    assert "skipped: set AUTONAT_OFFICIAL_CODE" in capsys.readouterr().out
+    monkeypatch.setenv(bench.ENV, str(tmp_path))  # a folder without libs/nat_misc.py
+    assert bench.main(["--size", "tiny"]) == 0
+    assert repr(str(tmp_path)) in capsys.readouterr().out
+
+
+def test_the_official_comparison_reports_every_rounds_ratio_and_load():
+    """Sampler s/img: ours faster when its time is lower; training tokens/s: when its rate is higher."""
+    bench = pytest.importorskip("benchmarks.bench_official")
+    results = {("sampler", 2): [{"official": [10.0, 12.0], "ours": [8.0, 4.0], "load": [1.5, 6.25]},
+                                {"official": [9.0, 9.0], "ours": [9.0, 6.0], "load": [2.0, 3.0]}],
+               ("training step", 8): [{"official": [200.0, 300.0], "ours": [250.0, 240.0], "load": [0.5, 0.75]}]}
+    sampler, training = bench.rows(results)
+    assert sampler["ratio"] == "1-3x" and sampler["load"] == "1.5-6.25" and sampler["rounds"] == "2 x 2"
+    assert sampler["official"] == "9.5 (9-12)" and sampler["ours"] == "7 (4-9)"
+    assert training["ratio"] == "0.8-1.25x" and training["unit"] == "tokens/s"
+    rounds = bench.round_rows(results)
+    assert [r["ratio"] for r in rounds] == ["1.25x", "3.00x", "1.00x", "1.50x", "1.25x", "0.80x"]
+    assert [r["load"] for r in rounds] == [1.5, 6.25, 2.0, 3.0, 0.5, 0.75]
+    assert [r["round"] for r in rounds][:4] == ["1.1", "1.2", "2.1", "2.2"]
