@@ -105,7 +105,33 @@ def test_class_conditional_unchanged(tiny_model, tiny_config):
     ctx = F.layer_norm(sd["class_embed.tokens.weight"][labels][:, None] + sd["class_embed.positions.weight"][:1],
                        (32,), sd["class_embed.norm.weight"], sd["class_embed.norm.bias"], 1e-6)
     assert torch.allclose(tiny_model(tokens, labels), reference_logits(tiny_model, tokens, ctx, None), atol=1e-5)
+    assert torch.equal(tiny_model(tokens, labels), _class_forward_before_text(tiny_model, tokens, labels))
     assert torch.equal(tiny_model.null_condition(labels), torch.full((3,), 3))
+
+
+def _class_forward_before_text(model: UViT, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The class-conditional forward as it was before text conditioning, op for op on the model's own
+    layers (attention without any mask argument): bit-identical outputs show the key-mask path is unused."""
+    def attention(attn, x):
+        b, n, w = x.shape
+        q, k, v = attn.qkv(x).view(b, n, 3, attn.num_heads, w // attn.num_heads).permute(2, 0, 3, 1, 4)
+        return attn.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w))
+
+    def block(blk, x, skip=None):
+        if skip is not None:
+            x = blk.skip(torch.cat([x, skip], dim=-1))
+        x = x + attention(blk.attn, blk.norm1(x))
+        return x + blk.mlp(blk.norm2(x))
+
+    x = torch.cat([model.class_embed(labels[:, None]), model.token_embed(tokens)], dim=1)
+    skips = []
+    for blk in model.in_blocks:
+        x = block(blk, x)
+        skips.append(x)
+    x = block(model.mid_block, x)
+    for blk in model.out_blocks:
+        x = block(blk, x, skips.pop())
+    return model.head(model.final_norm(x), model.token_embed.tokens.weight)[:, 1:, : model.config.codebook_size]
 
 
 def test_wrong_condition_kind_is_one_clear_error(tiny_model):
@@ -335,6 +361,7 @@ def test_eval_on_a_caption_file(tmp_path, fake_encoder):
                  "--no-progress"]) == 0
     record = json.loads(results.read_text().splitlines()[-1])
     assert record["n"] == 4 and record["captions"] == str(file) and np.isfinite(record["metrics"]["fid"])
+    assert record["text_encoder"] == FakeTextEncoder().name
     groups = read_caption_groups(file)
     drawn = draw_eval_captions(groups, 4)
     assert sorted(c for call in fake_encoder.calls for c in call) == sorted(drawn)

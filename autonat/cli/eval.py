@@ -118,6 +118,8 @@ def _images(args, extractor):
     labels = pipe.eval_labels(n, args.captions)
     if args.captions is not None:
         info["captions"] = args.captions
+    if pipe.is_text:
+        info["text_encoder"] = pipe.text_encoder().name
     return GeneratedImages(pipe, strategy, labels, args.seed, options), info
 
 
