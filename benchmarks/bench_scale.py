@@ -274,7 +274,7 @@ def tokenize_throughput(source: Path, tok: Path, work: Path, images: int, rounds
     return rows
 
 
-def kill_and_resume(source: Path, tok: Path, work: Path, reference: Path, shard: int, images: int) -> dict:
+def kill_and_resume(source: Path, tok: Path, work: Path, shard: int, images: int) -> dict:
     """(d): SIGKILL once half the shards are written, then the same command again."""
     from autonat.data.shards import work_folder
     from autonat.data.token_cache import read_token_cache
@@ -306,7 +306,7 @@ def kill_and_resume(source: Path, tok: Path, work: Path, reference: Path, shard:
     t0 = time.perf_counter()
     subprocess.run(whole, capture_output=True, text=True, env=env, check=True)
     whole_s = time.perf_counter() - t0  # the same command uninterrupted, process start-up included
-    a, b = read_token_cache(reference), read_token_cache(out)
+    a, b = read_token_cache(work / "cache_whole"), read_token_cache(out)
     same = bool(np.array_equal(np.asarray(a.tokens), np.asarray(b.tokens))
                 and np.array_equal(np.asarray(a.labels), np.asarray(b.labels)))
     said = [ln for ln in rerun.stdout.splitlines() if "resuming" in ln]
@@ -369,7 +369,7 @@ def main() -> None:
             print(json.dumps(results["tokenize"], indent=1), flush=True)
         if "d" in args.parts:
             progress("(d) kill and resume")
-            results["resume"] = kill_and_resume(source, tok, work, work / "cache_w2", args.shard_size, args.images)
+            results["resume"] = kill_and_resume(source, tok, work, args.shard_size, args.images)
             print(json.dumps(results["resume"], indent=1), flush=True)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         (work.parent / "bench_scale.json").write_text(json.dumps(results, indent=1))
