@@ -245,16 +245,12 @@ def write_jpegs(root: Path, count: int) -> None:
 
 
 def write_tokenizer(path: Path) -> Path:
-    import torch
+    """A random 64-code tokenizer for 16 px images (so that decoding the JPEGs is most of the work)."""
+    from autonat.tokenizers.taming import VQGANConfig
+    from autonat.tokenizers.training import save_random_tokenizer
 
-    from autonat.tokenizers.taming import VQGAN, VQGANConfig
-    from autonat.tokenizers.training import save_tokenizer
-
-    torch.manual_seed(0)
-    vq = VQGANConfig(n_embed=64, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
-                     resolution=16, z_channels=8)
-    save_tokenizer(VQGAN(vq), path)
-    return path
+    return save_random_tokenizer(path, VQGANConfig(n_embed=64, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1,
+                                                   attn_resolutions=(), resolution=16, z_channels=8))
 
 
 def tokenize_throughput(source: Path, tok: Path, work: Path, images: int, rounds: int, shard: int) -> list[dict]:

@@ -40,16 +40,12 @@ def tiny_recipe(cache: Path, out_dir: Path, steps: int = 20, **train) -> dict:
 
 def write_tiny_tokenizer(path: Path) -> Path:
     """A random-weight 16-code tokenizer for 8x8 images (4x4 tokens)."""
-    import torch
+    from autonat.tokenizers.taming import VQGANConfig
+    from autonat.tokenizers.training import save_random_tokenizer
 
-    from autonat.tokenizers.taming import VQGAN, VQGANConfig
-    from autonat.tokenizers.training import save_tokenizer
-
-    torch.manual_seed(0)
     vq = VQGANConfig(n_embed=16, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
                      resolution=8, z_channels=8)
-    save_tokenizer(VQGAN(vq), path)
-    return path
+    return save_random_tokenizer(path, vq)
 
 
 def write_tiny_generator(root: Path) -> Path:

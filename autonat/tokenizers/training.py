@@ -332,6 +332,15 @@ def save_tokenizer(model: VQGAN, out_dir: str | Path, extra: dict | None = None)
         (tmp / TOKENIZER_FILE).write_text(json.dumps(meta, indent=2))
 
 
+def save_random_tokenizer(out_dir: str | Path, config: VQGANConfig, seed: int = 0) -> Path:
+    """A VQGAN of ``config`` with random weights (seeded), saved as a tokenizer: for tests and timing only."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VQGAN(config)
+    save_tokenizer(model, out_dir)
+    return Path(out_dir)
+
+
 def _json_ready(d):
     if isinstance(d, dict):
         return {k: _json_ready(v) for k, v in d.items()}
