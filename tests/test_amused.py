@@ -229,6 +229,10 @@ def test_missing_or_wrong_folders_are_clear_errors(tmp_path, folder):
     (tmp_path / "model_index.json").write_text('{"_class_name": "AmusedPipeline"}')
     with pytest.raises(AutonatError, match="lacks vqvae/, transformer/"):
         load_amused(tmp_path)
+    from autonat.sampling.pipeline import Pipeline
+
+    with pytest.raises(AutonatError, match="is an aMUSEd pipeline: pass that folder"):
+        Pipeline.load(folder / "transformer")
 
 
 def test_missing_diffusers_names_the_extra(monkeypatch):

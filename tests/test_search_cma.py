@@ -76,6 +76,15 @@ def test_unit_cube_round_trip_and_every_point_is_valid():
         ScheduleFamily(mask_a=0.0)
 
 
+def test_negative_cfg_start_turns_guidance_off_at_the_first_steps():
+    from autonat.search.measure import forward_passes
+
+    p = ScheduleFamily(cfg_start=-1.0, cfg_end=1.0)  # linear: -1, -1/3, 1/3, 1 at T = 4
+    assert p.strategy(4).cfg_scale == pytest.approx((0.0, 0.0, 1 / 3, 1.0))
+    assert forward_passes(p.strategy(4)) == 6 < forward_passes(autonat_init_point(4).strategy(4)) == 8
+    assert FamilyBox.to_unit(p)[FamilyBox.names.index("cfg_start")] > 0  # inside the box, not on its edge
+
+
 # --------------------------------------------------------------------------- CMA-ES
 TARGET = ScheduleFamily(mask_a=1.5, mask_b=0.8, remask_start=3.0, remask_end=0.5, cfg_start=0.0, cfg_end=2.0)
 

@@ -13,8 +13,11 @@ so derivative-free searches here move nine shape parameters instead:
   the ``T - 1`` re-masking steps;
 * sampling temperature linear from ``sample_start`` to ``sample_end`` over
   the ``T`` steps;
-* CFG ``cfg_start + (cfg_end - cfg_start) * u ** cfg_power`` with
-  ``u = t / (T - 1)``, the step's position in [0, 1].
+* CFG ``max(0, cfg_start + (cfg_end - cfg_start) * u ** cfg_power)`` with
+  ``u = t / (T - 1)``, the step's position in [0, 1]. A negative
+  ``cfg_start`` turns guidance off (exactly 0) at the first steps, where the
+  sampler then skips the unconditional pass: guidance on an interval of
+  steps, a point a compute-aware search can reach.
 
 AutoNAT's initialisation is the point ``a = b = 1``, re-masking ``1 -> 2/T``,
 sampling 1, CFG ``1/T -> 1`` with power 1; MaskGIT's heuristic, the CFG ramps
@@ -66,7 +69,7 @@ class ScheduleFamily:
         r = np.arange(1, steps) / steps
         ratios = np.cos(np.pi / 2 * r ** self.mask_a) ** self.mask_b
         u = np.arange(steps) / (steps - 1) if steps > 1 else np.ones(1)
-        cfg = self.cfg_start + (self.cfg_end - self.cfg_start) * u ** self.cfg_power
+        cfg = np.maximum(self.cfg_start + (self.cfg_end - self.cfg_start) * u ** self.cfg_power, 0.0)
         return Strategy.create(ratios, np.maximum(_ramp(self.remask_start, self.remask_end, steps - 1), 0.0),
                                np.maximum(_ramp(self.sample_start, self.sample_end, steps), 0.0), cfg)
 
@@ -135,7 +138,7 @@ BOX = {
     "remask_end": (0.0, 8.0, False, 1.5),
     "sample_start": (0.25, 2.5, False, 0.05),
     "sample_end": (0.25, 2.5, False, 0.05),
-    "cfg_start": (0.0, 10.0, False, 0.75),
+    "cfg_start": (-2.0, 10.0, False, 0.75),  # below 0: no guidance at the first steps
     "cfg_end": (0.0, 10.0, False, 0.75),
     "cfg_power": (-3.0, 3.0, True, 0.5),
 }
