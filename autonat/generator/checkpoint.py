@@ -23,6 +23,7 @@ from autonat.errors import AutonatError
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import atomic_dir
 from autonat.io.config import to_plain
+from autonat.io.diffusers_folder import is_amused_folder
 from autonat.io.identity import resolve_recorded, with_portable_path
 from autonat.io.weights import load_strict, read_state_dict, save_safetensors
 
@@ -98,7 +99,10 @@ def read_generator_config(path: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise AutonatError(f"{path / CONFIG_FILE} is corrupt: {exc}") from exc
     if info.get("format") != FORMAT:
-        raise AutonatError(f"{path / CONFIG_FILE} is not an autonat generator config (format {info.get('format')!r})")
+        hint = (f"; {path.parent} is an aMUSEd pipeline: pass that folder" if is_amused_folder(path.parent)
+                else "")
+        raise AutonatError(f"{path / CONFIG_FILE} is not an autonat generator config "
+                           f"(format {info.get('format')!r}){hint}")
     return info
 
 
