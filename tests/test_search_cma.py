@@ -18,7 +18,7 @@ from autonat.strategy.family import (
     fit_family,
     free_parameters,
 )
-from autonat.strategy.zoo import BUILDERS, build_strategy
+from autonat.strategy.zoo import BUILDERS, build_strategy, guided_ramps
 
 
 # --------------------------------------------------------------------------- the official initialisation
@@ -138,6 +138,25 @@ def test_cma_moves_only_the_free_parameters(tmp_path):
     for bad in ("cfg_end", "cfg_end,cfg_end", "cfg_end,typo"):
         with pytest.raises(AutonatError, match="--free"):
             SearchConfig(method="cma", free=free_parameters(bad))
+
+
+def test_cma_starts_from_the_best_validated_alternative(tmp_path):
+    near = TARGET.strategy(4)  # an alternative start right at the optimum of the fake objective
+    calls = []
+    cfg = SearchConfig(steps=2, method="cma", seed=5, population=4, sigma=0.5, validation_sets=2)
+    alternatives = [guided_ramps(4), near]
+    search = CMASearch(_objective(calls), autonat_init(4), cfg, tmp_path, n_eval=10, alternatives=alternatives)
+    state = search.run(progress=False)
+    assert len(calls) == 3 * 2 + 2 * (4 + 2)  # three starts validated on two sets, then two generations
+    assert state.images == 10 * len(calls) and search.history()[0]["step"] == 0
+    first = [r["z"] for r in search.records() if r["generation"] == 1]
+    assert np.linalg.norm(np.mean(first, axis=0) - FamilyBox.to_unit(TARGET)) < 0.3  # sampled around `near`
+    assert _objective()(search.final_strategy(), 0) < 0.05  # never worse than the best validated start
+    again = CMASearch(_objective(more := []), autonat_init(4), cfg, tmp_path, n_eval=10, alternatives=alternatives)
+    again.run(progress=False)
+    assert more == [] and again.final_strategy() == search.final_strategy()  # resumes by replay
+    with pytest.raises(AutonatError, match="other inputs"):
+        CMASearch(_objective(), autonat_init(4), cfg, tmp_path, n_eval=10, alternatives=[near]).run(progress=False)
 
 
 def test_cma_resumes_by_replay_on_the_same_trajectory(tmp_path):

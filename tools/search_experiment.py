@@ -57,10 +57,12 @@ def run_search(method: str, steps: int, objective, args, out: Path) -> dict:
         if method == "cma-priced":
             objective = PricedObjective(objective, args.price)
         per_generation = args.population + args.validation_sets  # candidates + the validation of the mean
-        generations = max(1, (args.budget // args.n_eval - args.validation_sets) // per_generation)
+        starts = (1 + len(args.also_start)) * args.validation_sets  # the start and the alternatives, validated
+        generations = max(1, (args.budget // args.n_eval - starts) // per_generation)
         cfg = SearchConfig(steps=generations, method="cma", seed=args.seed, population=args.population,
                            sigma=args.sigma, validation_sets=args.validation_sets, free=free_parameters(args.free))
-        search = CMASearch(objective, init, cfg, out, args.n_eval)
+        alternatives = [build_strategy(name, steps) for name in args.also_start]
+        search = CMASearch(objective, init, cfg, out, args.n_eval, alternatives=alternatives)
         state = search.run(progress=False)
         n_eval = args.n_eval
     else:
@@ -172,6 +174,8 @@ def main() -> None:
     p.add_argument("--population", type=int, default=6)
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--validation-sets", type=int, default=1, help="cma: validation seed sets per validated mean")
+    p.add_argument("--also-start", nargs="*", default=[], metavar="NAME",
+                   help="cma: zoo schedules validated beside AutoNAT's initialisation; the search starts from the best")
     p.add_argument("--free", default="all", help="cma: all, coarse or comma-separated family parameters")
     p.add_argument("--price", type=float, default=0.01, help="cma-priced: objective units per forward pass")
     p.add_argument("--metric", choices=("fid", "kid"), default="fid", help="the search objective")

@@ -34,6 +34,24 @@ def _search_config(args):
                         validation_sets=args.validation_sets, free=free_parameters(args.free))
 
 
+def _alternative_starts(args, steps: int) -> list:
+    """--also-start: zoo schedule names (built for the start's T) or strategy files."""
+    from autonat.strategy.files import load_strategy
+    from autonat.strategy.zoo import BUILDERS, build_strategy
+
+    names = getattr(args, "also_start", [])
+    if names and args.method != "cma":
+        raise AutonatError("--also-start is an option of --method cma; drop it or add --method cma")
+    out = []
+    for name in names:
+        s = build_strategy(name, steps) if name in BUILDERS else load_strategy(name)
+        if s.steps != steps:
+            raise AutonatError(f"--also-start {name} has {s.steps} steps, the start {steps}; give a strategy of "
+                               f"{steps} steps or a zoo name")
+        out.append(s)
+    return out
+
+
 def _initial_strategy(args):
     """The search's starting point: --strategy FILE (or the old --init), else --schedule (AutoNAT's initialisation)."""
     strategy = chosen_strategy(args, default_schedule=START)
@@ -92,13 +110,18 @@ def generation_search(checkpoint, init, args, out: Path):
     config = _search_config(args)
     inputs = {**objective_inputs(checkpoint, args.reference, args.captions), "metric": args.metric,
               "price": args.price}
+    alternatives = _alternative_starts(args, init.steps)
+    if alternatives:
+        inputs["alternatives"] = [a.to_dict() for a in alternatives]
     with run_lock(out):  # locked and checked before the reference and the model are loaded
         check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config), record=False)  # run() records
         objective = _objective(args, checkpoint)
         if args.price:
             objective = PricedObjective(objective, args.price)
-        search_class = CMASearch if config.method == "cma" else StrategySearch
-        search = search_class(objective, init, config, out, args.n_eval, inputs=inputs)
+        if config.method == "cma":
+            search = CMASearch(objective, init, config, out, args.n_eval, inputs=inputs, alternatives=alternatives)
+        else:
+            search = StrategySearch(objective, init, config, out, args.n_eval, inputs=inputs)
         search.noise = None
         if args.noise_seeds > 1:
             search.noise = load_or_measure_noise(out, objective, init, args.n_eval, args.noise_seeds, args.seed)
@@ -253,6 +276,9 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation-sets", type=positive_int, default=1,
                    help="cma: validation seed sets on which the start and each generation's mean are scored (their "
                         "mean decides the result; default 1)")
+    p.add_argument("--also-start", nargs="+", default=[], metavar="NAME",
+                   help="cma: also score these zoo schedules (or strategy files) on the validation seeds and "
+                        "start from the best of them and the start")
     p.add_argument("--free", default="all",
                    help="cma: the family parameters it moves: all (default), coarse (re-masking temperature and CFG, "
                         "start and end) or names separated by commas; the others keep the start's values")

@@ -19,6 +19,11 @@ within a generation intact). Each generation:
    (``best_strategy.yaml``, the result); the start is validated first, so
    the result is never worse than the start on the validation seeds.
 
+With alternative starts (``alternatives``, e.g. other schedules of the zoo)
+the given start and each alternative are scored on the validation seeds
+first, and CMA-ES begins from the best of them; their images count in the
+budget, and the result is still the best validated point of all.
+
 The mean is validated rather than the generation's best candidate: at small
 N the best of a handful of noisy values is mostly the luckiest draw, while
 the mean averages the ranking over half the population.
@@ -38,7 +43,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -87,13 +92,18 @@ class CMASearch:
     """
 
     def __init__(self, objective: Objective, init: Strategy, config: SearchConfig, out_dir: str | Path,
-                 n_eval: int, inputs: dict | None = None) -> None:
+                 n_eval: int, inputs: dict | None = None, alternatives: Sequence[Strategy] = ()) -> None:
         if config.method != "cma":
             raise AutonatError(f"CMASearch runs method cma, not {config.method!r}")
+        if any(a.steps != init.steps for a in alternatives):
+            raise AutonatError(f"every alternative start must have the start's {init.steps} steps")
         self.objective, self.config, self.n_eval, self.init = objective, config, n_eval, init
         self.inputs = search_inputs(inputs or {}, n_eval, init, config)
+        if alternatives:
+            self.inputs.setdefault("alternatives", [a.to_dict() for a in alternatives])
         self.steps = init.steps
         self.start = FamilyBox.to_unit(fit_family(init))
+        self.alternatives = [FamilyBox.to_unit(fit_family(a)) for a in alternatives]
         names = FamilyBox.names
         self.free = np.array([names.index(n) for n in (config.free or names)])
         self.out = Path(out_dir)
@@ -165,8 +175,8 @@ class CMASearch:
 
         cfg = self.config
         cache = {(r["generation"], r["index"]): r for r in self.records()}
+        self._choose_start(cache)
         optimizer = self._optimizer()
-        self._validate(cache, 0, self.start)  # the start, on the validation seeds
         bar = tqdm(total=cfg.steps, desc="search (cma)", disable=not progress, dynamic_ncols=True)
         for generation in range(1, cfg.steps + 1):
             replayed = all((generation, j) in cache for j in range(-cfg.validation_sets, cfg.population))
@@ -181,6 +191,16 @@ class CMASearch:
                 break
         bar.close()
         return self.state(cache)
+
+    def _choose_start(self, cache: dict) -> None:
+        """Validate the start (generation 0) and each alternative start (generations -1, -2, ...) and move the
+        search's start to the best of them: the search then begins where the validation seeds say it should."""
+        self._validate(cache, 0, self.start)
+        for k, z in enumerate(self.alternatives):
+            self._validate(cache, -1 - k, z)
+        valid = {g: v for g, v in self._validations(list(cache.values())).items() if g <= 0}  # the starts only
+        best = min(valid, key=lambda g: (valid[g][0], -g))  # ties: the given start
+        self.start = np.asarray(valid[best][1], dtype=float)
 
     def _validate(self, cache: dict, generation: int, z: np.ndarray) -> None:
         for i in range(self.config.validation_sets):
@@ -221,7 +241,7 @@ class CMASearch:
             images += len(mine) * self.n_eval
             seconds += sum(r["seconds"] for r in mine)
             train = [r["value"] for r in mine if r["index"] >= 0]
-            if g in valid:
+            if g in valid and g >= 0:  # alternative starts (g < 0) count in the images, the start's row is g = 0
                 out.append({"step": g, "fid": valid[g][0], "train_fid": min(train) if train else valid[g][0],
                             "images": images, "evaluations": sum(1 for r in rows if r["generation"] <= g),
                             "seconds": round(seconds, 2)})
