@@ -256,3 +256,22 @@ def test_reuse_flags_of_the_command_line():
         with_reuse_steps(maskgit_cosine(6), [0], None)
     with pytest.raises(AutonatError, match="only steps 1..5"):
         with_reuse_steps(maskgit_cosine(6), None, [6])
+
+
+@pytest.mark.parametrize("mode", ["split", "batched"])
+def test_reuse_with_a_text_conditional_model(mode):
+    """Captions as the condition: the deep features include the context tokens; a sample is the same alone."""
+    from autonat.generator.condition import TextCondition
+
+    torch.manual_seed(1)
+    text = UViT(UViTConfig(codebook_size=16, grid=(2, 3), num_classes=0, width=32, depth=4, num_heads=2,
+                           dropout=0.0, text_width=6, text_length=5)).eval()
+    cond = TextCondition(torch.randn(3, 5, 6), torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]) > 0)
+    strategy = maskgit_cosine(4, cfg_scale=2.0).with_reuse([0, 0, 1, 1], [0, 1, 0, 1])
+    options = SamplerOptions(cfg_batching=mode)
+    space = TokenSpace.of(text.config)
+    with torch.inference_mode():
+        batch = list(decode(text, strategy, cond, make_generators(sample_seeds(0, range(3))), space, options))
+        alone = list(decode(text, strategy, cond[1], make_generators(sample_seeds(0, [1])), space, options))
+    assert [int(s.masked.sum(1).unique()) for s in batch] == strategy.masked_counts(space.seq_len)
+    assert torch.equal(alone[-1].tokens[0], batch[-1].tokens[1])
