@@ -91,24 +91,27 @@ SETTINGS: dict[str, Setting] = {
 
 
 # --------------------------------------------------------------------------- quality (demo)
-def demo_quality(names: list[str], n: int, out: Path) -> None:
-    """FID of every setting on every seed set, and its tokens' agreement with the exact sampler's."""
+def demo_quality(names: list[str], n: int, out: Path, log_name: str = "fid") -> None:
+    """FID of every setting on every seed set (setting by setting), its tokens saved for :func:`same_tokens`.
+
+    Each process writes its own log ``out/<log_name>.json``, so settings can be
+    measured by several processes at once; a (setting, seed set) found in any
+    log under ``out`` is skipped.
+    """
     from autonat.data.demo import DEMO_ASSETS, DEMO_CHECKPOINT
     from autonat.data.images import to_uint8
     from autonat.evaluation.images import ArrayImages
     from autonat.search.objective import FIDObjective
     from autonat.strategy.files import load_strategy
 
-    log = RunLog(str(out / "fid.json"))
+    log = RunLog(str(out / f"{log_name}.json"))
     base = load_strategy(DEMO_ASSETS / "strategy_T8.yaml")
     objective = FIDObjective(DEMO_CHECKPOINT, "demo:heldout", n)
     pipe, labels = objective.pipeline, objective.labels
-    token_dir = out / "tokens"
-    token_dir.mkdir(parents=True, exist_ok=True)
-    for seed in FRESH_SEEDS:
-        for name in ["exact", *[x for x in names if x != "exact"]]:
-            tokens_file = token_dir / f"{name}-{seed}-{n}.pt"
-            if log.count((name, seed, n)):
+    (out / "tokens").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for seed in FRESH_SEEDS:
+            if (name, seed, n) in fid_runs(out):
                 continue
             setting = SETTINGS[name]
             t0 = time.process_time()
@@ -118,11 +121,29 @@ def demo_quality(names: list[str], n: int, out: Path) -> None:
             seconds = time.process_time() - t0
             images = torch.cat([to_uint8(pipe.tokenizer.decode(tokens[i:i + 100])) for i in range(0, n, 100)])
             fid = objective.evaluator.score(ArrayImages(images.permute(0, 2, 3, 1).numpy()), progress=False)["fid"]
-            torch.save(tokens, tokens_file)
-            exact = torch.load(token_dir / f"exact-{seed}-{n}.pt")
-            same = float((tokens == exact).float().mean())
-            log.add((name, seed, n), {"fid": fid, "same_tokens": same, "cpu_seconds": seconds})
-            progress(f"{name} seed {seed}: FID {fid:.3f}, tokens as exact {same:.3f}, {seconds:.0f} s CPU")
+            torch.save(tokens, token_file(out, name, seed, n))
+            log.add((name, seed, n), {"fid": fid, "cpu_seconds": seconds})
+            progress(f"{name} seed {seed}: FID {fid:.3f}, {seconds:.0f} s CPU sampling")
+
+
+def fid_runs(out: Path) -> dict[tuple, dict]:
+    """Every saved (setting, seed, n) -> its FID record, over all the logs under ``out``."""
+    runs = {}
+    for path in sorted(out.glob("fid*.json")):
+        runs.update({key: records[-1] for key, records in RunLog(str(path)).runs.items()})
+    return runs
+
+
+def token_file(out: Path, name: str, seed: int, n: int) -> Path:
+    return out / "tokens" / f"{name}-{seed}-{n}.pt"
+
+
+def same_tokens(out: Path, name: str, seed: int, n: int) -> float | None:
+    """The share of sampled tokens equal to the exact sampler's under the same seeds (None if either is missing)."""
+    mine, exact = token_file(out, name, seed, n), token_file(out, "exact", seed, n)
+    if not (mine.exists() and exact.exists()):
+        return None
+    return float((torch.load(mine) == torch.load(exact)).float().mean())
 
 
 # --------------------------------------------------------------------------- cost (AutoNAT shapes)
@@ -229,35 +250,37 @@ def profile_step(size: str, keep: int) -> None:
 
 # --------------------------------------------------------------------------- report
 def report(out: Path) -> None:
-    if (out / "fid.json").exists():
-        log = RunLog(str(out / "fid.json"))
-        by_name: dict[str, list[dict]] = {}
-        for (name, _seed, _n), runs in log.runs.items():
-            by_name.setdefault(name, []).extend(runs)
+    runs = fid_runs(out)
+    if runs:
         cost = {}
         if (out / "cost.json").exists():
             for row in json.loads((out / "cost.json").read_text()):
                 cost[(row["size"], row["setting"])] = row
-        exact_fid = [r["fid"] for r in by_name.get("exact", [])]
-        std = statistics.stdev(exact_fid) if len(exact_fid) > 1 else float("nan")
+        fids: dict[str, list[float]] = {}
+        same: dict[str, list[float]] = {}
+        for (name, seed, n), record in runs.items():
+            fids.setdefault(name, []).append(record["fid"])
+            share = same_tokens(out, name, seed, n)
+            if share is not None:
+                same.setdefault(name, []).append(share)
+        exact = fids.get("exact", [])
+        std = statistics.stdev(exact) if len(exact) > 1 else float("nan")
         rows = []
         for name in SETTINGS:
-            runs = by_name.get(name)
-            if not runs:
+            if name not in fids:
                 continue
-            fids = [r["fid"] for r in runs]
-            mean = statistics.mean(fids)
-            row = {"setting": name, "what": SETTINGS[name].describe(),
-                   "fid": f"{mean:.2f} ± {statistics.stdev(fids) if len(fids) > 1 else float('nan'):.2f}",
-                   "sets": len(fids), "same": statistics.mean(r["same_tokens"] for r in runs),
-                   "within": "yes" if abs(mean - statistics.mean(exact_fid)) <= std else "no"}
+            mean = statistics.mean(fids[name])
+            spread = statistics.stdev(fids[name]) if len(fids[name]) > 1 else float("nan")
+            row = {"setting": name, "what": SETTINGS[name].describe(), "fid": f"{mean:.3f} ± {spread:.3f}",
+                   "sets": len(fids[name]), "same": statistics.mean(same[name]) if same.get(name) else None,
+                   "within": "yes" if exact and abs(mean - statistics.mean(exact)) <= std else "no"}
             for size in ("AutoNAT-S", "AutoNAT-L"):
                 c = cost.get((size, name))
                 if c:
                     row[f"{size}-flop"] = c["flop_ratio"]
                     row[f"{size}-cpu"] = c["cpu_ratio"]
             rows.append(row)
-        print(f"exact sampler: FID std over {len(exact_fid)} seed sets = {std:.3f}\n")
+        print(f"exact sampler: FID std over {len(exact)} seed sets = {std:.3f}\n")
         print(markdown_table(rows, [("setting", "setting"), ("what", "reuse (steps 0-7)"),
                                     ("fid", "demo FID, mean ± std"), ("sets", "seed sets"),
                                     ("same", "tokens as exact"), ("within", "within exact's std"),
@@ -285,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--keep", type=int, default=1, help="--profile: blocks kept at each end (default 1)")
     p.add_argument("--out", help="directory of the saved results (resumable)")
+    p.add_argument("--log", default="fid", help="--fid: this process's log name under --out (default fid)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else None
@@ -293,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.fid:
         if out is None:
             p.error("--fid needs --out (its results are saved as they come)")
-        demo_quality(args.settings, args.n, out)
+        demo_quality(args.settings, args.n, out, args.log)
     if args.cost:
         rows = measure_cost(args.sizes, args.settings, args.batch, args.rounds, out)
         print(f"\n{Machine.here(torch.device('cpu')).describe()}\n")
