@@ -142,7 +142,7 @@ class StepMemory:
                 raise AutonatError("deep_reuse needs a U-ViT generator (blocks joined by long skips); "
                                    "drop deep_reuse from the strategy for this model")
             if not 1 <= options.deep_keep <= half:
-                raise AutonatError(f"deep_keep must lie in 1..{half} for this {2 * half}-block U-ViT, "
+                raise AutonatError(f"deep_keep must lie in 1..{half} for this U-ViT ({half} blocks in each half), "
                                    f"got {options.deep_keep}")
         return cls(options.deep_keep, store_residual=any(strategy.cfg_reuse or ()), store_features=deep)
 
