@@ -87,7 +87,9 @@ SETTINGS: dict[str, Setting] = {
     "deep-246+cfg-57": Setting(cfg=(5, 7), deep=(2, 4, 6)),
     "deep-1246+cfg-57": Setting(cfg=(5, 7), deep=(1, 2, 4, 6)),
     "deep-1357+cfg-4567": Setting(cfg=(4, 5, 6, 7), deep=(1, 3, 5, 7)),
+    "deep-1+cfg-4567": Setting(cfg=(4, 5, 6, 7), deep=(1,)),
     "deep-12+cfg-4567": Setting(cfg=(4, 5, 6, 7), deep=(1, 2)),
+    "deep-13+cfg-4567": Setting(cfg=(4, 5, 6, 7), deep=(1, 3)),
     "deep-123+cfg-4567": Setting(cfg=(4, 5, 6, 7), deep=(1, 2, 3)),
 }
 
