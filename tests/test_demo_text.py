@@ -142,3 +142,39 @@ def test_warm_start_from_a_class_checkpoint_into_a_text_model(tmp_path):
     with pytest.raises(AutonatError, match="shares no weights"):
         warm_start(UViT(UViTConfig(grid=(2, 2), num_classes=3, codebook_size=8, width=16, depth=2, num_heads=2)),
                    tmp_path / "g")
+
+
+@pytest.mark.slow
+def test_shipped_text_demo_writes_a_grid_and_reads_it(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from autonat.data.demo_text import DEMO_TEXT_CHECKPOINT
+    from autonat.demo import TEXT_PER_PROMPT, TEXT_PROMPTS, run_text_demo
+
+    if not (DEMO_TEXT_CHECKPOINT / "config.json").exists():
+        pytest.skip("the captioned demo model is not shipped in this checkout")
+    out = run_text_demo(tmp_path / "grid.png", seed=0)
+    from PIL import Image
+
+    width, height = Image.open(out).size
+    assert (width, height) == (2 + TEXT_PER_PROMPT * (64 + 2), 2 + len(TEXT_PROMPTS) * (32 + 2))
+    printed = capsys.readouterr().out
+    accuracy = float(printed.split("prompt accuracy (both digits read as named, digit classifier per half): ")[1])
+    assert 0.0 <= accuracy <= 1.0 and str(out.resolve()) in printed
+
+
+@pytest.mark.slow
+def test_train_init_starts_from_the_checkpoint_and_resuming_wins(tmp_path, capsys):
+    from helpers import tiny_recipe, write_tiny_cache, write_tiny_generator
+
+    from autonat.training.loop import train
+    from autonat.training.recipe import recipe_from_dict
+
+    start = write_tiny_generator(tmp_path / "start")
+    cache = write_tiny_cache(tmp_path / "cache", grid=(4, 4), codebook=16, classes=3)
+    recipe = tiny_recipe(cache, tmp_path / "run", steps=2, checkpoint_every=2, init=str(start))
+    recipe["model"]["dropout"] = 0.0
+    train(recipe_from_dict(recipe))
+    assert "tensors copied, 0 tiled, 0 new (none), 0 of the checkpoint unused" in capsys.readouterr().out
+    recipe["train"]["steps"] = 4
+    train(recipe_from_dict(recipe))
+    assert "initialised from" not in capsys.readouterr().out  # a resumed run keeps its own weights

@@ -16,6 +16,7 @@ from autonat.cli.args import (
     add_device_argument,
     add_force_argument,
     add_recipe_arguments,
+    add_strategy_arguments,
     nonnegative_int,
     positive_int,
 )
@@ -48,6 +49,21 @@ def cmd_demo(args) -> None:
     if args.eval_samples == 1:
         raise AutonatError("--eval-samples must be 0 (no scoring) or at least 2 (FID needs two images)")
     run_demo(args)
+
+
+def cmd_demo_text_eval(args) -> None:
+    import json
+
+    from autonat.cli.args import chosen_strategy
+    from autonat.demo import print_text_scores, text_demo_pipeline, text_demo_strategy
+    from autonat.evaluation.two_digits import evaluate_text_demo
+
+    pipe = text_demo_pipeline(args.checkpoint, args.device)
+    strategy = chosen_strategy(args) if (args.strategy or args.schedule) else text_demo_strategy(args.steps or 8)
+    r = evaluate_text_demo(pipe, strategy, args.data, n=args.samples, seed=args.seed, progress=True)
+    print_text_scores(r)
+    if args.json:
+        print(json.dumps(r))
 
 
 def cmd_convert(args) -> None:
@@ -122,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-pair", type=positive_int, default=50, help="training images per seen digit pair (default 50)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=cmd_demo_text_data)
+
+    p = sub.add_parser("demo-text-eval", help="prompt accuracy and FID of a captioned demo model (two digits)")
+    p.add_argument("--checkpoint", help="generator checkpoint (default: the shipped assets/demo_text model)")
+    p.add_argument("--data", required=True, help="the folder `autonat data demo-text` wrote")
+    p.add_argument("--samples", type=positive_int, default=100, help="prompts per prompt set, one sample each")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--json", action="store_true", help="also print the results as one JSON line")
+    add_strategy_arguments(p)
+    add_device_argument(p)
+    p.set_defaults(func=on_default_device(cmd_demo_text_eval))
 
     from autonat.cli.convert import add_convert_arguments
 

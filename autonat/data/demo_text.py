@@ -31,11 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from autonat import ASSETS
 from autonat.data.demo import demo_digits, digits_to_images
 from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_dir
 
 KIND = "demo-text dataset"
+DEMO_TEXT_ASSETS = ASSETS / "demo_text"  # the shipped captioned demo model (README "Text-to-image")
+DEMO_TEXT_CHECKPOINT = DEMO_TEXT_ASSETS / "generator"  # its tokenizer is the class demo's (DEMO_TOKENIZER)
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 #: Phrasings seen in training. ``{a}``/``{b}``: numerals; ``{A}``/``{B}``: words; ``{ia}`` etc.: with "a"/"an".
 PHRASINGS = (

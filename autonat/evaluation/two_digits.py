@@ -99,7 +99,7 @@ def evaluate_text_demo(pipeline, strategy, data_dir: str | Path, n: int = 100, s
     keep = torch.tensor([tuple(p) in seen for p in ref_pairs.tolist()])
     out["fid_seen"] = pair_fid(generated, ref_feats[keep], f"{root / 'reference'} (seen pairs)")
     out["reference_images"] = int(keep.sum())
-    out["ceiling_accuracy"] = prompt_accuracy(ref_read, ref_pairs)
+    out["ceiling_accuracy"], out["ceiling_images"] = prompt_accuracy(ref_read, ref_pairs), len(ref_pairs)
     train_images, _ = _listed_images(root / "train.jsonl", root)
     pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(seed))[:n]
     out["fid_real_floor"] = pair_fid(read_pairs(train_images[pick], net)[1], ref_feats[keep])
