@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev,text]'
+	$(BIN)/python -m pip install -e '.[dev,text,diffusers]'
 	touch $(STAMP)
 
 demo: $(STAMP)
