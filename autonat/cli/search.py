@@ -111,10 +111,9 @@ def generation_search(checkpoint, init, args, out: Path):
     inputs = {**objective_inputs(checkpoint, args.reference, args.captions), "metric": args.metric,
               "price": args.price}
     alternatives = _alternative_starts(args, init.steps)
-    if alternatives:
-        inputs["alternatives"] = [a.to_dict() for a in alternatives]
     with run_lock(out):  # locked and checked before the reference and the model are loaded
-        check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config), record=False)  # run() records
+        check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config, alternatives),
+                            record=False)  # run() records
         objective = _objective(args, checkpoint)
         if args.price:
             objective = PricedObjective(objective, args.price)

@@ -98,9 +98,7 @@ class CMASearch:
         if any(a.steps != init.steps for a in alternatives):
             raise AutonatError(f"every alternative start must have the start's {init.steps} steps")
         self.objective, self.config, self.n_eval, self.init = objective, config, n_eval, init
-        self.inputs = search_inputs(inputs or {}, n_eval, init, config)
-        if alternatives:
-            self.inputs.setdefault("alternatives", [a.to_dict() for a in alternatives])
+        self.inputs = search_inputs(inputs or {}, n_eval, init, config, alternatives)
         self.steps = init.steps
         self.start = FamilyBox.to_unit(fit_family(init))
         self.alternatives = [FamilyBox.to_unit(fit_family(a)) for a in alternatives]

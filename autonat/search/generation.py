@@ -32,7 +32,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -184,10 +184,14 @@ def check_search_inputs(out_dir: str | Path, inputs: dict, record: bool = True) 
                    fix="give another --out for a new search (or the same inputs to resume this one)")
 
 
-def search_inputs(objective_inputs: dict, n_eval: int, init: Strategy, config: SearchConfig) -> dict:
-    """What a generation search directory records: the objective's inputs, N, the steps T and the method."""
+def search_inputs(objective_inputs: dict, n_eval: int, init: Strategy, config: SearchConfig,
+                  alternatives: Sequence[Strategy] = ()) -> dict:
+    """What a generation search directory records: the objective's inputs, N, the steps T and the method
+    (for CMA-ES its settings and any alternative starts)."""
     cma = {"population": config.population, "sigma": config.sigma, "validation_sets": config.validation_sets,
-           **({"free": list(config.free)} if config.free else {})} if config.method == "cma" else {}
+           **({"free": list(config.free)} if config.free else {}),
+           **({"alternatives": [a.to_dict() for a in alternatives]} if alternatives else {})
+           } if config.method == "cma" else {}
     return {**objective_inputs, "n_eval": n_eval, "steps": init.steps, "method": config.method, **cma}
 
 
