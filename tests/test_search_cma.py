@@ -125,13 +125,14 @@ def test_cma_improves_and_keeps_the_best_by_validation(tmp_path):
     assert [h["step"] for h in history] == list(range(13)) and history[-1]["images"] == state.images
 
 
-def test_cma_moves_only_the_free_parameters(tmp_path):
-    coarse = FREE_SETS["coarse"]
-    search = _search(tmp_path, _objective(), generations=6, free=free_parameters("coarse"))
+@pytest.mark.parametrize("named", ["coarse", "no-cfg"])
+def test_cma_moves_only_the_free_parameters(tmp_path, named):
+    search = _search(tmp_path, _objective(), generations=6, free=free_parameters(named))
     search.run(progress=False)
     start = FamilyBox.to_unit(fit_family(autonat_init(4)))
     moved = {n for r in search.records() for n, a, b in zip(FamilyBox.names, r["z"], start) if abs(a - b) > 1e-12}
-    assert moved == set(coarse)  # every free parameter moved at least once, no other ever did
+    assert moved == set(FREE_SETS[named])  # every free parameter moved at least once, no other ever did
+    assert ("cfg_start" in moved) == (named == "coarse")
     best = search.family_of(search.state().best_z)
     assert abs(best.remask_start - TARGET.remask_start) < abs(1.0 - TARGET.remask_start)  # towards the target
     assert free_parameters("cfg_start, cfg_end") == ("cfg_start", "cfg_end")

@@ -144,11 +144,13 @@ BOX = {
 }
 
 
-#: Named sets of parameters a search may move (``--free``). ``coarse``: the two ramps where the demo model's gains lie
-#: (re-masking temperature and CFG, start and end); the mask shape and sampling temperature keep the start's values.
+#: Named sets of parameters a search may move (``--free``). ``coarse``: the re-masking temperature and CFG ramps
+#: (start and end); the mask shape and sampling temperature keep the start's values. ``no-cfg``: everything but
+#: guidance (re-masking and sampling temperature ramps, mask shape), for a model whose CFG ramp is already good.
 FREE_SETS = {
     "all": ScheduleFamily.names(),
     "coarse": ("remask_start", "remask_end", "cfg_start", "cfg_end"),
+    "no-cfg": ("remask_start", "remask_end", "sample_start", "sample_end", "mask_a", "mask_b"),
 }
 
 
