@@ -299,3 +299,48 @@ def test_shipped_digit_classifier_is_small_and_accurate_on_heldout_digits():
     data = DemoDigits("heldout")
     acc = accuracy(load_digit_classifier(), data.images[:, :1], torch.as_tensor(data.labels))
     assert acc == pytest.approx(info["report"]["heldout_accuracy"])
+
+
+# --------------------------------------------------------------------------- FID in the reference's minor subspace
+def _numpy_fid(a: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
+    """Independent FID of features ``a`` against N(mu, sigma): |mu_a - mu|^2 + tr(S_a + sigma - 2 (S_a sigma)^(1/2))."""
+    from scipy import linalg
+
+    sa = np.cov(a, rowvar=False)
+    return float(((a.mean(0) - mu) ** 2).sum() + np.trace(sa + sigma - 2 * linalg.sqrtm(sa @ sigma).real))
+
+
+def _reference_of(scales: np.ndarray):
+    """Statistics of N(0, diag(scales^2)): its principal directions are the axes, largest scale first."""
+    from autonat.evaluation.reference import Reference
+
+    return Reference(np.zeros(len(scales)), np.diag(scales ** 2), "test", "statistics", None)
+
+
+def test_tail_fid_is_fid_of_the_projection_on_the_minor_principal_directions():
+    from autonat.evaluation.metrics import tail_fid
+
+    rng = np.random.default_rng(0)
+    scales = np.array([8.0, 4.0, 2.0, 1.0, 0.5, 0.25])
+    gen = rng.normal(size=(300, 6)) * scales * 1.1 + 0.2
+    ref = _reference_of(scales)
+    assert tail_fid(torch.from_numpy(gen), ref, 0) == pytest.approx(_numpy_fid(gen, ref.mu, ref.sigma), rel=1e-6)
+    # skipping the 2 largest directions keeps the last 4 axes
+    assert tail_fid(torch.from_numpy(gen), ref, 2) == pytest.approx(
+        _numpy_fid(gen[:, 2:], ref.mu[2:], ref.sigma[2:, 2:]), rel=1e-6)
+
+
+def test_tail_fid_ignores_the_skipped_directions_and_rejects_a_skip_leaving_too_few():
+    from autonat.evaluation.metrics import tail_fid
+
+    rng = np.random.default_rng(1)
+    scales = np.array([5.0, 3.0, 1.0, 1.0, 1.0])
+    gen = rng.normal(size=(400, 5)) * scales
+    moved = gen.copy()
+    moved[:, 0] = moved[:, 0] * 2 + 3  # off in the largest direction only
+    r = _reference_of(scales)
+    assert tail_fid(torch.from_numpy(moved), r, 0) > tail_fid(torch.from_numpy(gen), r, 0) + 10
+    assert tail_fid(torch.from_numpy(moved), r, 1) == pytest.approx(tail_fid(torch.from_numpy(gen), r, 1), abs=1e-6)
+    for bad in (-1, 4, 5):
+        with pytest.raises(AutonatError, match="--tail-skip"):
+            tail_fid(torch.from_numpy(gen), r, bad)
