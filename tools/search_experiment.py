@@ -77,7 +77,7 @@ def run_search(method: str, steps: int, objective, args, out: Path) -> dict:
 
 
 def _objective(args, n_eval: int):
-    extra = {} if args.metric == "fid" else {"metric": args.metric, "tail_skip": args.tail_skip}
+    extra = {} if args.metric == "fid" else {"metric": args.metric}
     return FIDObjective(args.checkpoint, args.search_reference, n_eval, **extra)
 
 
@@ -178,8 +178,7 @@ def main() -> None:
                    help="cma: zoo schedules validated beside AutoNAT's initialisation; the search starts from the best")
     p.add_argument("--free", default="all", help="cma: all, coarse or comma-separated family parameters")
     p.add_argument("--price", type=float, default=0.01, help="cma-priced: objective units per forward pass")
-    p.add_argument("--metric", choices=("fid", "kid", "fid-tail"), default="fid", help="the search objective")
-    p.add_argument("--tail-skip", type=int, default=10, help="fid-tail: principal directions left out")
+    p.add_argument("--metric", choices=("fid", "kid"), default="fid", help="the search objective")
     p.add_argument("--search-reference", default="demo:train")
     p.add_argument("--reference", default="demo:heldout")
     p.add_argument("--seed", type=int, default=0)

@@ -68,7 +68,7 @@ def _objective(args, checkpoint) -> FIDObjective:
     return FIDObjective(checkpoint, args.reference, args.n_eval, args.feature_extractor, _weights(args),
                         default_device(args.device), args.batch_size, tokenizer=getattr(args, "tokenizer", None),
                         tokenizer_config=getattr(args, "tokenizer_config", None), precision=args.precision,
-                        options=sampler_options(args), force=args.force, metric=args.metric, tail_skip=args.tail_skip,
+                        options=sampler_options(args), force=args.force, metric=args.metric,
                         captions=args.captions, text_encoder=getattr(args, "text_encoder", None))
 
 
@@ -109,7 +109,7 @@ def generation_search(checkpoint, init, args, out: Path):
 
     config = _search_config(args)
     inputs = {**objective_inputs(checkpoint, args.reference, args.captions), "metric": args.metric,
-              "price": args.price, **({"tail_skip": args.tail_skip} if args.metric == "fid-tail" else {})}
+              "price": args.price}
     alternatives = _alternative_starts(args, init.steps)
     with run_lock(out):  # locked and checked before the reference and the model are loaded
         check_search_inputs(out, search_inputs(inputs, args.n_eval, init, config, alternatives),
@@ -253,12 +253,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "allowed only for models of the demo digits)")
     p.add_argument("--n-eval", type=positive_int, default=500, help="samples per FID evaluation")
     add_caption_file_argument(p)
-    p.add_argument("--metric", choices=("fid", "kid", "fid-tail"), default="fid",
-                   help="objective: fid (default), kid (unbiased at small N; the mean over KID subsets) or fid-tail "
-                        "(FID outside the reference's --tail-skip largest principal directions: less noise at small "
-                        "N, README)")
-    p.add_argument("--tail-skip", type=nonnegative_int, default=10,
-                   help="fid-tail: principal directions of the reference left out (default 10)")
+    p.add_argument("--metric", choices=("fid", "kid"), default="fid",
+                   help="objective: fid (default) or kid (unbiased at small N; the mean over KID subsets)")
     add_feature_arguments(p)
     p.add_argument("--weights", help=argparse.SUPPRESS)  # deprecated spelling of the two flags above
     p.add_argument("--out", required=True, help="search directory (a search there resumes)")

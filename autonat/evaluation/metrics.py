@@ -75,35 +75,6 @@ def compute_metrics(features: dict[str, torch.Tensor], reference: Reference, lay
     return out
 
 
-def tail_fid(features: torch.Tensor, reference: Reference, skip: int) -> float:
-    """FID in the reference's minor principal subspace: both sets projected onto the eigenvectors of the
-    reference covariance beyond the ``skip`` largest (``FID(P^T x)`` with ``P = U[:, skip:]``, ``U`` sorted by
-    decreasing eigenvalue); ``skip = 0`` is FID itself.
-
-    A search objective for small N. The largest directions hold what the
-    labels fix (for a class-conditional model on class-balanced labels, the
-    between-class spread: about one direction per class), and their sampled
-    covariance is FID's noisiest term at small N; quality differences that
-    FID only resolves at N = 500 or more can show in the rest at N = 100-200
-    (README, "What an FID of N images can see"). Not comparable to FID.
-    """
-    import numpy as np
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-
-    check_tail_skip(skip, reference.sigma.shape[0])
-    values, vectors = np.linalg.eigh(reference.sigma)
-    tail = vectors[:, np.argsort(values)[::-1][skip:]]
-    stats = fid_features_to_statistics(features.double() @ torch.from_numpy(tail))
-    ref = {"mu": reference.mu @ tail, "sigma": tail.T @ reference.sigma @ tail}
-    return float(fid_statistics_to_metric(stats, ref, verbose=False)[KEY_METRIC_FID])
-
-
-def check_tail_skip(skip: int, dim: int) -> None:
-    if not 0 <= skip <= dim - 2:
-        raise AutonatError(f"--tail-skip {skip} must leave at least 2 of the {dim} feature directions; use 0 to "
-                           f"{dim - 2}")
-
-
 def kid_subset_size(generated: int, reference: int, standard: int = KID_SUBSET) -> int:
     """KID's subset size: the standard 1000, or fewer with a note naming the number used (KIDs of
     different subset sizes are not comparable, so the lowering is never silent)."""

@@ -38,8 +38,7 @@ def objective_inputs(checkpoint: str | Path, reference: str | Path, captions: st
     return inputs
 
 
-OBJECTIVE_METRICS = ("fid", "kid", "fid-tail")
-TAIL_SKIP = 10  # fid-tail: reference principal directions left out (the demo's 10 classes span about 9)
+OBJECTIVE_METRICS = ("fid", "kid")
 
 
 class FIDObjective:
@@ -50,10 +49,6 @@ class FIDObjective:
     ``metric="kid"`` scores the unbiased kernel inception distance (mean over
     torch-fidelity's subsets) instead: FID is biased upwards at small N, by an
     amount that depends on the strategy's sample diversity, KID is not.
-    ``metric="fid-tail"`` scores FID outside the ``tail_skip`` largest
-    principal directions of the reference
-    (:func:`~autonat.evaluation.metrics.tail_fid`): on the demo model it
-    ranks T = 4 strategies at N = 100-200 as FID does at N = 500.
     A text-conditional generator samples ``n_eval`` captions of the caption
     file ``captions`` once (:meth:`~autonat.sampling.pipeline.Pipeline.eval_labels`):
     every strategy is scored on the same captions, as on the same classes.
@@ -63,7 +58,7 @@ class FIDObjective:
                  weights: str | None = None, device: str = "cpu", batch_size: int = 100,
                  tokenizer: str | None = None, tokenizer_config: str | None = None, precision: str = "auto",
                  options=None, force: bool = False, metric: str = "fid", captions: str | None = None,
-                 text_encoder: str | None = None, tail_skip: int = TAIL_SKIP) -> None:
+                 text_encoder: str | None = None) -> None:
         from autonat.evaluation.domain import is_demo_model
         from autonat.evaluation.features import DIGITS, load_feature_extractor
         from autonat.evaluation.metrics import Evaluator
@@ -79,12 +74,8 @@ class FIDObjective:
         if key not in _EVALUATORS:  # trials of a training search share one reference
             extractor = load_feature_extractor(name, weights, device)
             ref = load_reference(reference, extractor, batch_size, progress=False)
-            _EVALUATORS[key] = Evaluator(extractor, ref, ("kid",) if metric == "kid" else ("fid",), batch_size)
+            _EVALUATORS[key] = Evaluator(extractor, ref, (metric,), batch_size)
         self.evaluator = _EVALUATORS[key]
-        if metric == "fid-tail":
-            from autonat.evaluation.metrics import check_tail_skip
-
-            check_tail_skip(tail_skip, self.evaluator.reference.sigma.shape[0])
         if name == DIGITS and not is_demo_model(checkpoint):
             self.evaluator.extractor.warn_off_domain(f"samples of {checkpoint}, which was not trained on the "
                                                      "demo digits")
@@ -92,17 +83,11 @@ class FIDObjective:
                                       force=force, text_encoder=text_encoder)
         self.options = options
         self.labels = self.pipeline.eval_labels(n_eval, captions)
-        self.n_eval, self.metric, self.tail_skip = n_eval, metric, tail_skip
+        self.n_eval, self.metric = n_eval, metric
 
     def __call__(self, strategy, seed: int) -> float:
-        from autonat.evaluation.embed import embed
         from autonat.evaluation.images import GeneratedImages
-        from autonat.evaluation.metrics import tail_fid
 
         images = GeneratedImages(self.pipeline, strategy, self.labels, seed, self.options)
-        if self.metric == "fid-tail":
-            extractor = self.evaluator.extractor
-            features = embed(images, extractor, self.evaluator.batch_size, progress=False)[extractor.layers["fid"]]
-            return tail_fid(features, self.evaluator.reference, self.tail_skip)
         scores = self.evaluator.score(images, progress=False)
         return float(scores["kid_mean"] if self.metric == "kid" else scores["fid"])
