@@ -71,3 +71,16 @@ def test_save_does_not_replace_good_file_with_bad(tmp_path):
     with pytest.raises(AutonatError):
         save_strategy(bad, path)
     assert load_strategy(path) == maskgit_cosine(4)
+
+
+def test_strategy_by_name_builds_a_zoo_schedule_or_reads_a_file_of_the_given_steps(tmp_path):
+    from autonat.strategy.choice import strategy_by_name
+    from autonat.strategy.files import save_strategy
+    from autonat.strategy.zoo import build_strategy
+
+    assert strategy_by_name("guided-ramps", 6, "--also-start") == build_strategy("guided-ramps", 6)
+    path = tmp_path / "s.yaml"
+    save_strategy(build_strategy("cosine", 4), path)
+    assert strategy_by_name(str(path), 4, "--also-start") == build_strategy("cosine", 4)
+    with pytest.raises(AutonatError, match=r"--also-start .*s\.yaml has 4 steps, not 8; give a strategy of 8 steps"):
+        strategy_by_name(str(path), 8, "--also-start")

@@ -23,6 +23,7 @@ more sizes can be scored without generating again.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,12 +35,11 @@ from autonat.evaluation.images import GeneratedImages
 from autonat.evaluation.metrics import compute_metrics
 from autonat.io.atomic import atomic_path
 from autonat.search.objective import FIDObjective
+from autonat.strategy.choice import strategy_by_name
 from autonat.strategy.family import ScheduleFamily, autonat_init_point
-from autonat.strategy.files import load_strategy
-from autonat.strategy.zoo import BUILDERS, build_strategy
 
 
-def strategy_of(name: str, steps: int):
+def strategy_of(name: str, steps: int, flag: str = "--strategy"):
     """A zoo name, a strategy file, or ``init:key=value,...``: AutoNAT's initialisation as a point of the
     schedule family with the named family parameters changed (``init:remask_start=3,sample_end=0.9``)."""
     if name.startswith("init:"):
@@ -48,22 +48,24 @@ def strategy_of(name: str, steps: int):
         if unknown or not changes:
             raise AutonatError(f"{name}: give key=value pairs of {', '.join(ScheduleFamily.names())}")
         return replace(autonat_init_point(steps), **{k: float(v) for k, v in changes.items()}).strategy(steps)
-    return build_strategy(name, steps) if name in BUILDERS else load_strategy(name)
+    return strategy_by_name(name, steps, flag)
 
 
-def features(objective: FIDObjective, name: str, steps: int, seeds: list[int], cache: Path) -> np.ndarray:
-    """``[seed sets, n_max, D]`` FID features of ``name``'s samples, from ``cache`` when it holds them."""
+def features(objective: FIDObjective, strategy, seeds: list[int], cache: Path) -> np.ndarray:
+    """``[seed sets, n_max, D]`` FID features of ``strategy``'s samples, from ``cache`` when it holds them
+    (the same strategy, seeds and N)."""
+    recipe = json.dumps(strategy.to_dict(), sort_keys=True)
     if cache.exists():
         with np.load(cache) as z:
-            if list(z["seeds"]) == seeds and z["features"].shape[1] == objective.n_eval:
+            if (list(z["seeds"]) == seeds and z["features"].shape[1] == objective.n_eval
+                    and str(z["strategy"]) == recipe):
                 return z["features"]
     extractor = objective.evaluator.extractor
-    strategy = strategy_of(name, steps)
     out = np.stack([embed(GeneratedImages(objective.pipeline, strategy, objective.labels, s, objective.options),
                           extractor, progress=False)[extractor.layers["fid"]].numpy() for s in seeds])
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp, open(tmp, "wb") as f:
-        np.savez(f, features=out, seeds=np.asarray(seeds))
+        np.savez(f, features=out, seeds=np.asarray(seeds), strategy=np.asarray(recipe))
     return out
 
 
@@ -88,11 +90,12 @@ def main() -> None:
     p.add_argument("--seed-sets", type=int, default=4)
     p.add_argument("--out", default="runs/objective_resolution")
     args = p.parse_args()
+    names = [args.baseline, *args.strategy]
+    strategies = [strategy_of(n, args.steps, "--baseline" if i == 0 else "--strategy") for i, n in enumerate(names)]
     objective = FIDObjective(args.checkpoint, args.reference, args.n_max)
     seeds = list(range(1, args.seed_sets + 1))
-    names = [args.baseline, *args.strategy]
-    feats = {n: features(objective, n, args.steps, seeds, Path(args.out) / f"T{args.steps}_{i}.npz")
-             for i, n in enumerate(names)}
+    feats = {n: features(objective, s, seeds, Path(args.out) / f"T{args.steps}_{i}.npz")
+             for i, (n, s) in enumerate(zip(names, strategies))}
     print(f"T={args.steps}, FID against {args.reference}, {args.seed_sets} seed sets (common to all strategies)")
     for i, n in enumerate(args.strategy, 1):
         print(f"  strategy {i}: {n}")

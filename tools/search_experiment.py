@@ -176,7 +176,7 @@ def main() -> None:
     p.add_argument("--validation-sets", type=int, default=1, help="cma: validation seed sets per validated mean")
     p.add_argument("--also-start", nargs="*", default=[], metavar="NAME",
                    help="cma: zoo schedules validated beside AutoNAT's initialisation; the search starts from the best")
-    p.add_argument("--free", default="all", help="cma: all, coarse or comma-separated family parameters")
+    p.add_argument("--free", default="all", help="cma: all, coarse, no-cfg or comma-separated family parameters")
     p.add_argument("--price", type=float, default=0.01, help="cma-priced: objective units per forward pass")
     p.add_argument("--metric", choices=("fid", "kid"), default="fid", help="the search objective")
     p.add_argument("--search-reference", default="demo:train")

@@ -35,21 +35,13 @@ def _search_config(args):
 
 
 def _alternative_starts(args, steps: int) -> list:
-    """--also-start: zoo schedule names (built for the start's T) or strategy files."""
-    from autonat.strategy.files import load_strategy
-    from autonat.strategy.zoo import BUILDERS, build_strategy
+    """--also-start: zoo schedule names (built for the start's T) or strategy files of the start's T."""
+    from autonat.strategy.choice import strategy_by_name
 
     names = getattr(args, "also_start", [])
     if names and args.method != "cma":
         raise AutonatError("--also-start is an option of --method cma; drop it or add --method cma")
-    out = []
-    for name in names:
-        s = build_strategy(name, steps) if name in BUILDERS else load_strategy(name)
-        if s.steps != steps:
-            raise AutonatError(f"--also-start {name} has {s.steps} steps, the start {steps}; give a strategy of "
-                               f"{steps} steps or a zoo name")
-        out.append(s)
-    return out
+    return [strategy_by_name(name, steps, "--also-start") for name in names]
 
 
 def _initial_strategy(args):

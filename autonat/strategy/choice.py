@@ -4,7 +4,7 @@ from __future__ import annotations
 from autonat.errors import AutonatError
 from autonat.strategy.core import Strategy
 from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
-from autonat.strategy.zoo import build_strategy
+from autonat.strategy.zoo import BUILDERS, build_strategy
 
 
 def choose_strategy(path: str | None, schedule: str | None, steps: int | None, cfg: float | None,
@@ -22,6 +22,16 @@ def choose_strategy(path: str | None, schedule: str | None, steps: int | None, c
     else:
         strategy = build_strategy(schedule or default_schedule, DEFAULT_STEPS if steps is None else steps)
     return strategy if cfg is None else with_constant_cfg(strategy, cfg)
+
+
+def strategy_by_name(name: str, steps: int, flag: str) -> Strategy:
+    """The zoo schedule ``name`` built for ``steps`` steps, else the strategy file ``name``, which must have
+    ``steps`` steps (``flag`` names the option that gave it in the error)."""
+    strategy = build_strategy(name, steps) if name in BUILDERS else load_strategy(name)
+    if strategy.steps != steps:
+        raise AutonatError(f"{flag} {name} has {strategy.steps} steps, not {steps}; give a strategy of {steps} steps "
+                           "or a zoo name")
+    return strategy
 
 
 def with_constant_cfg(strategy: Strategy, cfg: float) -> Strategy:
