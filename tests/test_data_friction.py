@@ -81,7 +81,7 @@ def _interrupt_at_step(monkeypatch, step, how):
 @pytest.mark.parametrize("how, stop_step, saved_step", [("signal", 5, 5), ("crash", 8, 6)])
 def test_interrupted_tokenizer_training_resumes_to_the_same_weights(
         tmp_path, tiny_vqgan_config, monkeypatch, capsys, how, stop_step, saved_step):
-    data, config = _Images(), _config(tiny_vqgan_config)
+    data, config = _Images(), _config(tiny_vqgan_config, log_every=2)
     train_tokenizer(config, data, tmp_path / "straight")
     out = tmp_path / "tok"
     _interrupt_at_step(monkeypatch, stop_step, how)
@@ -99,6 +99,8 @@ def test_interrupted_tokenizer_training_resumes_to_the_same_weights(
     straight, resumed = load_file(tmp_path / "straight" / "model.safetensors"), load_file(out / "model.safetensors")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    logs = [json.loads((folder / "tokenizer.json").read_text())["log"] for folder in (tmp_path / "straight", out)]
+    assert logs[0] == logs[1] and [row["step"] for row in logs[0]] == [2, 4, 6, 8]  # rows before the stop kept
     assert not state_dir(out).exists()  # removed once the tokenizer is written
 
 

@@ -1,4 +1,9 @@
+import json
+import math
+
+import pytest
 import torch
+from safetensors.torch import load_file
 
 from autonat.tokenizers.base import Tokenizer, fingerprint
 from autonat.tokenizers.loader import load_tokenizer
@@ -52,3 +57,23 @@ def test_short_training_lowers_reconstruction_error_and_saves(tmp_path, tiny_vqg
     loaded = load_tokenizer(tmp_path / "tok")
     assert loaded.codebook_size == 16 and not any(p.requires_grad for p in loaded.parameters())
     assert len(fingerprint(tmp_path / "tok")) == 16
+
+
+def test_the_training_log_has_a_row_every_log_every_steps(tmp_path, tiny_vqgan_config):
+    """Rows at every ``log_every``-th step and the last; the logged rate is the cosine schedule's
+    ``lr * (1 + cos(pi * s / steps)) / 2`` at step index ``s = step - 1``; logging leaves the weights alone."""
+    data, steps, lr = _Images(16), 7, 2e-3
+    logs, weights = {}, {}
+    for every in (3, 100):
+        cfg = TokenizerTrainConfig(vqgan=tiny_vqgan_config, steps=steps, batch_size=4, lr=lr, restart_every=2,
+                                   log_every=every)
+        out = tmp_path / f"every{every}"
+        train_tokenizer(cfg, data, out, heldout=data)
+        logs[every] = json.loads((out / "tokenizer.json").read_text())["log"]
+        weights[every] = load_file(out / "model.safetensors")
+    assert [row["step"] for row in logs[3]] == [3, 6, 7] and [row["step"] for row in logs[100]] == [7]
+    for row in logs[3]:
+        assert row["lr"] == pytest.approx(lr * 0.5 * (1 + math.cos(math.pi * (row["step"] - 1) / steps)))
+        assert row["rec_loss"] > 0 and row["vq_loss"] >= 0
+    assert logs[3][-1] == logs[100][-1]
+    assert all(torch.equal(weights[3][k], weights[100][k]) for k in weights[3])

@@ -48,6 +48,9 @@ from autonat.tokenizers.taming import VQGAN, VQGANConfig
 class TokenizerTrainConfig:
     """Recipe for training a tokenizer; ``vqgan`` holds the architecture.
 
+    Every ``log_every`` steps (and at the last) the losses and learning rate
+    of that step become a row of the training log, which ``tokenizer.json``
+    keeps under ``log`` (see :func:`train_tokenizer`), and the progress bar shows them.
     Checked on construction: counts >= 1, ``lr`` > 0, and a VQGAN whose
     ``resolution`` its ``2 ** (len(ch_mult) - 1)`` downsampling divides.
     """
@@ -203,7 +206,10 @@ def train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str |
     written atomically to :func:`state_dir` ``(out_dir)``; the same call again
     resumes from it and ends with the same weights as an uninterrupted run.
     A state saved with another config or other images is refused. The state
-    folder is removed once the tokenizer is written. A second run for the
+    folder is removed once the tokenizer is written. ``tokenizer.json``
+    records the config (``train``), the report, and the training log (``log``:
+    one row ``{step, rec_loss, vq_loss, lr}`` every ``log_every`` steps and at
+    the last; ``step`` counts the steps done, ``lr`` is the rate that step used). A second run for the
     same ``out_dir`` is refused while one runs (a lock file beside it, see
     :func:`autonat.io.lock.run_lock`).
     """
@@ -221,9 +227,9 @@ def _train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str 
     images = cpu_images.to(device)
     torch.manual_seed(config.seed)
     run = _TokenizerRun(config, device)
-    start, elapsed = 0, 0.0
+    start, elapsed, log = 0, 0.0, []
     if is_tokenizer_state(state):
-        start, elapsed = _load_state(state, identity, run, device)
+        start, elapsed, log = _load_state(state, identity, run, device)
         print(f"resumed from {state} at step {start}", flush=True)
     else:
         with torch.no_grad():  # codebook starts on encoder outputs
@@ -233,12 +239,14 @@ def _train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str 
     t0 = time.time()
     with StopRequest() as stop:
         for step in bar:
+            lr = run.opt.param_groups[0]["lr"]
             rec_loss, vq_loss = run.step(images, step)
-            if step % 10 == 0:
-                bar.set_postfix(rec=f"{rec_loss.item():.4f}", vq=f"{vq_loss.item():.4f}")
             done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                log.append({"step": done, "rec_loss": rec_loss.item(), "vq_loss": vq_loss.item(), "lr": lr})
+                bar.set_postfix(rec=f"{log[-1]['rec_loss']:.4f}", vq=f"{log[-1]['vq_loss']:.4f}", lr=f"{lr:.2e}")
             if stop.signal is not None or (done % config.checkpoint_every == 0 and done < config.steps):
-                _save_state(state, identity, run, done, elapsed + time.time() - t0)
+                _save_state(state, identity, run, done, elapsed + time.time() - t0, log)
             if stop.signal is not None:
                 print(f"stopped by {stop.name} at step {done}: state saved in {state}; run the same command "
                       "again to resume", flush=True)
@@ -247,7 +255,7 @@ def _train_tokenizer(config: TokenizerTrainConfig, train: Dataset, out_dir: str 
     held = _stack(heldout).to(device) if heldout is not None and len(heldout) else images[:1000]
     report = evaluate_tokenizer(run.model, held)
     save_tokenizer(run.model, out_dir, extra={"train": _json_ready(asdict(config)), "report": asdict(report),
-                                              "train_seconds": round(elapsed + time.time() - t0, 1)})
+                                              "train_seconds": round(elapsed + time.time() - t0, 1), "log": log})
     shutil.rmtree(state, ignore_errors=True)
     return report
 
@@ -278,14 +286,16 @@ def _run_identity(config: TokenizerTrainConfig, images: torch.Tensor) -> dict:
     return json.loads(json.dumps({"tokenizer": recipe, "images": {"count": len(images), "sha256": digest}}))
 
 
-def _save_state(path: Path, identity: dict, run: _TokenizerRun, step: int, elapsed: float) -> None:
+def _save_state(path: Path, identity: dict, run: _TokenizerRun, step: int, elapsed: float, log: list[dict]) -> None:
     with atomic_dir(path, STATE_KIND, is_tokenizer_state) as tmp:
         torch.save({"step": step, **run.state_dict()}, tmp / STATE_FILE)
-        (tmp / STATE_INFO).write_text(json.dumps({**identity, "step": step, "train_seconds": elapsed}, indent=2))
+        (tmp / STATE_INFO).write_text(json.dumps({**identity, "step": step, "train_seconds": elapsed, "log": log},
+                                                 indent=2))
 
 
-def _load_state(path: Path, identity: dict, run: _TokenizerRun, device: str) -> tuple[int, float]:
-    """Restore ``run`` from ``path``; returns (step, seconds trained so far). One-line errors."""
+def _load_state(path: Path, identity: dict, run: _TokenizerRun, device: str) -> tuple[int, float, list[dict]]:
+    """Restore ``run`` from ``path``; returns (step, seconds trained so far, the log's rows so far).
+    One-line errors."""
     try:
         info = json.loads((path / STATE_INFO).read_text())
         diff = _first_difference({k: info.get(k) for k in identity}, identity)
@@ -297,7 +307,7 @@ def _load_state(path: Path, identity: dict, run: _TokenizerRun, device: str) -> 
     if diff is not None:
         raise AutonatError(f"{path} holds an unfinished training with another setup ({diff}); run the same "
                            f"config on the same images to resume it, or delete {path} to start over")
-    return int(info["step"]), float(info.get("train_seconds", 0.0))
+    return int(info["step"]), float(info.get("train_seconds", 0.0)), list(info.get("log", []))
 
 
 def _first_difference(saved, now, prefix: str = "") -> str | None:
