@@ -1,7 +1,9 @@
 """The command line: --help without torch, one definition of the shared flags, one-line errors for bad input."""
 import errno
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,6 +36,32 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}))
 def test_help_of_every_command_imports_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", HELP_EVERYTHING], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+#: Runs each recipe command on the recipe file argv[1], then prints its exit status and the heavy modules loaded.
+RECIPE_COMMANDS = f"""
+import sys
+from autonat.cli.main import main
+
+for command in ("train", "train-tokenizer", "tokenize"):
+    status = main([command, "--config", sys.argv[1]])
+    print(command, status, sorted(set({HEAVY!r}).intersection(m.split(".")[0] for m in sys.modules)))
+"""
+
+
+def test_a_mistyped_recipe_key_is_one_line_before_torch_loads(tmp_path):
+    """Every section of the demo recipe is parsed and checked (the typo is in the last) without torch."""
+    root = Path(__file__).resolve().parents[1]
+    recipe = (root / "configs" / "demo_mnist.yaml").read_text()
+    assert recipe.count("\n  steps: 2500\n") == 1
+    (tmp_path / "typo.yaml").write_text(recipe.replace("\n  steps: 2500\n", "\n  stpes: 2500\n"))
+    out = subprocess.run([sys.executable, "-c", RECIPE_COMMANDS, str(tmp_path / "typo.yaml")], capture_output=True,
+                         text=True, check=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.stdout.splitlines() == ["train 2 []", "train-tokenizer 2 []", "tokenize 2 []"], out.stdout
+    assert out.stderr.splitlines() == ["autonat: error: unknown key 'stpes' in train (did you mean 'steps'?); known: "
+                                       "batch_size, checkpoint_every, ema_decay, ema_warmup, grad_accum_steps, init, "
+                                       "keep_checkpoints, log_every, mixed_precision, out_dir, resume, seed, steps"] * 3
+    assert not (tmp_path / "runs").exists()
 
 
 def _subparsers(parser) -> dict:

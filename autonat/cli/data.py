@@ -10,11 +10,13 @@ from autonat.errors import AutonatError
 def cmd_train_tokenizer(args) -> None:
     from dataclasses import asdict
 
-    from autonat.data.images import open_splits
-    from autonat.tokenizers.training import check_tokenizer_output, train_tokenizer
     from autonat.training.recipe import load_recipe, tokenizer_summary
 
-    recipe = load_recipe(args.config, args.overrides)
+    recipe = load_recipe(args.config, args.overrides)  # torch-free: a mistyped key fails before torch loads
+    from autonat.data.images import open_splits
+    from autonat.runtime import default_device
+    from autonat.tokenizers.training import check_tokenizer_output, train_tokenizer
+
     data, section = recipe.need("data", "train-tokenizer"), recipe.tokenizer
     out_dir = args.out or section.out_dir
     if out_dir is None:
@@ -23,7 +25,8 @@ def cmd_train_tokenizer(args) -> None:
     check_tokenizer_output(out_dir)
     train, heldout = open_splits(data.source, size)
     print(tokenizer_summary(data.source, len(train), size, section, out_dir))
-    report = train_tokenizer(section.train_config(), train, out_dir, heldout=heldout, device=args.device)
+    report = train_tokenizer(section.train_config(), train, out_dir, heldout=heldout,
+                             device=default_device(args.device))
     print(f"tokenizer written to {out_dir}")
     scores = ", ".join(f"{k}={v:.4g}" for k, v in asdict(report).items() if k != "num_images")
     if len(heldout):
@@ -34,11 +37,12 @@ def cmd_train_tokenizer(args) -> None:
 
 
 def cmd_tokenize(args) -> None:
-    from autonat.data.tokenization import tokenize_dataset
     from autonat.runtime import process_state
     from autonat.training.recipe import load_recipe
 
-    recipe = load_recipe(args.config, args.overrides)
+    recipe = load_recipe(args.config, args.overrides)  # torch-free: a mistyped key fails before torch loads
+    from autonat.data.tokenization import tokenize_dataset
+
     data = recipe.need("data", "tokenize")
     tokenizer = args.tokenizer or recipe.tokenizer.out_dir
     out = args.out or recipe.cache

@@ -26,10 +26,11 @@ from autonat.errors import AutonatError
 
 def cmd_train(args) -> None:
     from autonat.io.config import to_plain
-    from autonat.training.loop import train
     from autonat.training.recipe import load_recipe
 
-    recipe = load_recipe(args.config, args.overrides)
+    recipe = load_recipe(args.config, args.overrides)  # torch-free: a mistyped key fails before torch loads
+    from autonat.training.loop import train
+
     final = train(recipe.training(), raw=to_plain(recipe), force=args.force)
     if final is not None:
         print(f"final checkpoint: {final}")
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_recipe_arguments(p)
     p.add_argument("--out", help="output directory (default: tokenizer.out_dir)")
     add_device_argument(p)
-    p.set_defaults(func=on_default_device(cmd_train_tokenizer))
+    p.set_defaults(func=cmd_train_tokenizer)  # resolves its device after reading the recipe
 
     p = sub.add_parser("tokenize", help="encode a dataset into a token cache")
     add_recipe_arguments(p)

@@ -6,13 +6,12 @@ import torch
 from torch.utils.data import Dataset
 
 from autonat import ASSETS
+from autonat.data.sources import DEMO_IMAGE_SIZE
 from autonat.errors import AutonatError
 
-DEMO_NAME = "mnist-demo"
 DEMO_ASSETS = ASSETS / "demo"  # the shipped demo model, trained on these digits (README "The built-in demo")
 DEMO_CHECKPOINT = DEMO_ASSETS / "generator"
 DEMO_TOKENIZER = DEMO_ASSETS / "tokenizer"
-DEMO_IMAGE_SIZE = 32
 DEMO_HELDOUT_PER_CLASS = 50  # the last 50 digits of every class (10%) are held out
 #: The splits of :func:`demo_digits`; ``demo:<split>`` names one as a set of images or an FID reference.
 DEMO_SPLITS = ("train", "heldout", "all")

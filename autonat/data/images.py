@@ -49,7 +49,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
-from autonat.data.demo import DEMO_IMAGE_SIZE, DEMO_NAME, DemoDigits
+from autonat.data.demo import DemoDigits
+from autonat.data.sources import RESIZES, is_demo_source
 from autonat.errors import AutonatError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -60,7 +61,6 @@ MAX_PIXELS = 2**28
 HELDOUT_FRACTION = 0.05
 HELDOUT_SEED = 0
 SPLITS = ("train", "heldout", "all")
-RESIZES = ("bilinear", "adm")
 """How an image becomes ``size`` x ``size`` (:func:`resize_centre_crop`)."""
 
 
@@ -327,15 +327,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 # --------------------------------------------------------------------------- opening a source
-def is_demo_source(source: str) -> bool:
-    return str(source) in ("demo", DEMO_NAME)
-
-
-def source_image_size(source: str, image_size: int | None) -> int | None:
-    """The side of the images ``source`` yields: the demo's own 32, else ``image_size``."""
-    return DEMO_IMAGE_SIZE if is_demo_source(source) else image_size
-
-
 def open_dataset(source: str, image_size: int | None = None, split: str | None = None,
                  strict: bool = False, probe: bool = True, resize: str = "bilinear") -> Dataset:
     """``"demo"`` for the built-in digits, else an image folder.

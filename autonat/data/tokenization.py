@@ -22,9 +22,7 @@ from autonat.data.images import (
     UNREADABLE,
     CheckedImages,
     header_size,
-    is_demo_source,
     open_dataset,
-    source_image_size,
     too_large,
 )
 from autonat.data.shards import (
@@ -37,6 +35,7 @@ from autonat.data.shards import (
     work_folder,
     write_shard,
 )
+from autonat.data.sources import is_demo_source, source_image_size
 from autonat.data.token_cache import TokenCache, check_cache_output, token_dtype, write_token_cache_blocks
 from autonat.errors import AutonatError
 from autonat.tokenizers.base import fingerprint

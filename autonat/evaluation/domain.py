@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from autonat.data.demo import DEMO_IMAGE_SIZE, DEMO_NAME, DEMO_TOKENIZER, DemoDigits
+from autonat.data.demo import DEMO_TOKENIZER, DemoDigits
+from autonat.data.sources import DEMO_IMAGE_SIZE, DEMO_NAME
 from autonat.errors import AutonatError
 
 DEMO_REFERENCE = "demo:train"

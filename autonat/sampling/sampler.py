@@ -69,7 +69,7 @@ class TokenSpace:
 
     @classmethod
     def of(cls, config) -> TokenSpace:
-        """The token space of a generator config (:class:`~autonat.generator.uvit.UViTConfig`)."""
+        """The token space of a generator config (:class:`~autonat.generator.config.UViTConfig`)."""
         return cls(mask_id=config.mask_id, null_class=config.null_class, grid=config.grid)
 
 

@@ -90,7 +90,7 @@ def _config_summary(config) -> str:
 
 
 def read_taming_config(path: str | Path):
-    """A :class:`~autonat.tokenizers.taming.VQGANConfig` from a taming ``model.yaml`` or a JSON/YAML of the same fields.
+    """A :class:`~autonat.tokenizers.config.VQGANConfig` from a taming ``model.yaml`` or a JSON/YAML of the same fields.
 
     Accepted: taming's ``model: {target, params: {ddconfig, n_embed, embed_dim}}``,
     ``params`` alone, our ``tokenizer.json``, or a flat mapping of VQGANConfig fields.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -19,48 +18,7 @@ from taming.modules.diffusionmodules.model import Decoder, Encoder
 from torch import nn
 
 from autonat.tokenizers.base import GridTokenizer
-
-
-@dataclass
-class VQGANConfig:
-    """taming's ``ddconfig`` plus the codebook shape (``n_embed`` x ``embed_dim``)."""
-
-    n_embed: int = 1024
-    embed_dim: int = 256
-    ch: int = 128
-    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
-    num_res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
-    dropout: float = 0.0
-    in_channels: int = 3
-    out_ch: int = 3
-    resolution: int = 256
-    z_channels: int = 256
-
-    def __post_init__(self) -> None:
-        self.ch_mult = tuple(int(m) for m in self.ch_mult)
-        self.attn_resolutions = tuple(int(r) for r in self.attn_resolutions)
-
-    @property
-    def downsample(self) -> int:
-        return 2 ** (len(self.ch_mult) - 1)
-
-    def ddconfig(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("n_embed", "embed_dim")}
-        return {**d, "double_z": False}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "VQGANConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    @classmethod
-    def from_taming(cls, params: dict) -> "VQGANConfig":
-        """From a taming YAML's ``model.params`` (``ddconfig``, ``n_embed``, ``embed_dim``)."""
-        return cls.from_dict({**params["ddconfig"], "n_embed": params["n_embed"], "embed_dim": params["embed_dim"]})
+from autonat.tokenizers.config import VQGANConfig
 
 
 class Quantizer(nn.Module):

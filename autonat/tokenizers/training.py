@@ -19,7 +19,7 @@ import math
 import pickle
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -29,69 +29,12 @@ from tqdm import tqdm
 
 from autonat.errors import AutonatError
 from autonat.io.atomic import atomic_dir, check_output_dir
-from autonat.io.config import (
-    FieldError,
-    build,
-    require_counts,
-    require_fractions,
-    require_nonnegative,
-    require_positive,
-)
 from autonat.io.interrupt import StopRequest
 from autonat.io.lock import run_lock
 from autonat.io.weights import save_safetensors
 from autonat.tokenizers.base import TOKENIZER_FILE, WEIGHTS_FILE
-from autonat.tokenizers.taming import VQGAN, VQGANConfig
-
-
-@dataclass(frozen=True)
-class TokenizerTrainConfig:
-    """Recipe for training a tokenizer; ``vqgan`` holds the architecture.
-
-    Every ``log_every`` steps (and at the last) the losses and learning rate
-    of that step become a row of the training log, which ``tokenizer.json``
-    keeps under ``log`` (see :func:`train_tokenizer`), and the progress bar shows them.
-    Checked on construction: counts >= 1, ``lr`` > 0, and a VQGAN whose
-    ``resolution`` its ``2 ** (len(ch_mult) - 1)`` downsampling divides.
-    """
-
-    vqgan: VQGANConfig = field(default_factory=lambda: VQGANConfig(
-        n_embed=64, embed_dim=32, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1,
-        attn_resolutions=(), resolution=32, z_channels=32))
-    steps: int = 3000
-    batch_size: int = 64
-    lr: float = 1e-3
-    l1_weight: float = 0.5
-    restart_every: int = 100
-    log_every: int = 100
-    checkpoint_every: int = 100  # steps between resumable states (see train_tokenizer)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        require_counts(self, "steps", "batch_size", "restart_every", "log_every", "checkpoint_every")
-        require_positive(self, "lr")
-        require_nonnegative(self, "l1_weight", "seed")
-        _check_vqgan(self.vqgan)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TokenizerTrainConfig":
-        """From a mapping (a recipe's ``tokenizer:`` section, a tokenizer's recorded ``train``), checked."""
-        return build(cls, d, "tokenizer")
-
-
-def _check_vqgan(vq: VQGANConfig) -> None:
-    """Sizes of a VQGAN to train: counts >= 1 and a resolution the downsampling divides (errors name ``vqgan.*``)."""
-    try:
-        require_counts(vq, "n_embed", "embed_dim", "ch", "ch_mult", "num_res_blocks", "resolution", "z_channels",
-                       "in_channels", "out_ch")
-        require_fractions(vq, "dropout")
-    except FieldError as exc:
-        raise FieldError(f"vqgan.{exc.key}", exc.message) from exc
-    if not vq.ch_mult:
-        raise FieldError("vqgan.ch_mult", "is empty; give one channel multiplier per resolution level, e.g. [1, 2, 2]")
-    if vq.resolution % vq.downsample:
-        raise FieldError("vqgan.resolution", f"{vq.resolution} is not divisible by the downsampling {vq.downsample} "
-                                             f"(2 ** (len(ch_mult) - 1)); use a multiple of {vq.downsample}")
+from autonat.tokenizers.config import TokenizerTrainConfig, VQGANConfig
+from autonat.tokenizers.taming import VQGAN
 
 
 @dataclass

@@ -27,27 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from autonat.generator.condition import Condition, TextCondition
-from autonat.io.config import FieldError, require_fractions, require_positive
-
-
-@dataclass(frozen=True)
-class MaskingConfig:
-    """Mask-ratio distribution and loss settings (the training strategy)."""
-
-    alpha: float = 12.0
-    beta: float = 3.0
-    label_smoothing: float = 0.1
-    p_uncond: float = 0.15
-
-    def __post_init__(self) -> None:
-        require_positive(self, "alpha", "beta")  # the Beta distribution's parameters
-        require_fractions(self, "label_smoothing")
-        if not 0.0 <= self.p_uncond <= 1.0:
-            raise FieldError("p_uncond", f"must be in [0, 1], got {self.p_uncond}")
-
-    @property
-    def mean_ratio(self) -> float:
-        return self.alpha / (self.alpha + self.beta)
+from autonat.training.recipe import MaskingConfig
 
 
 @dataclass

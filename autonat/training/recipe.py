@@ -4,7 +4,9 @@ A recipe is read once, by :func:`load_recipe` (a YAML file plus ``a.b=value``
 overrides) or :func:`parse_recipe` (a mapping), into a :class:`RecipeFile`.
 Every section present is checked before any work starts, whichever command
 reads it: unknown sections and keys, value types, and ranges are one-line
-errors naming the key (see :func:`autonat.io.config.build`).
+errors naming the key (see :func:`autonat.io.config.build`). This module and
+the section types it reads import no torch, so the commands check a recipe
+before torch loads (a mistyped key fails in a fraction of a second).
 
 Each command needs only some sections::
 
@@ -36,13 +38,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from autonat.data.images import RESIZES, is_demo_source, source_image_size
-from autonat.data.token_cache import TokenCache, read_token_cache
+from autonat.data.sources import RESIZES, is_demo_source, source_image_size
 from autonat.errors import AutonatError
-from autonat.generator.uvit import NAMED_SIZES, UViTConfig
+from autonat.generator.config import NAMED_SIZES, UViTConfig
 from autonat.io.atomic import check_output_dir
 from autonat.io.config import (
     FieldError,
@@ -56,8 +56,10 @@ from autonat.io.config import (
 )
 from autonat.io.lock import LOCK_FILE
 from autonat.runtime import warn_bf16_cpu
-from autonat.tokenizers.training import TokenizerTrainConfig
-from autonat.training.masking import MaskingConfig
+from autonat.tokenizers.config import TokenizerTrainConfig
+
+if TYPE_CHECKING:
+    from autonat.data.token_cache import TokenCache
 
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 
@@ -163,6 +165,27 @@ class TextSection:
     def __post_init__(self) -> None:
         if not self.encoder.strip():
             raise FieldError("encoder", "is empty; name the text encoder")
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    """``masking:``: the mask-ratio distribution Beta(``alpha``, ``beta``) and the loss settings (the training
+    strategy, applied by :mod:`autonat.training.masking`)."""
+
+    alpha: float = 12.0
+    beta: float = 3.0
+    label_smoothing: float = 0.1
+    p_uncond: float = 0.15
+
+    def __post_init__(self) -> None:
+        require_positive(self, "alpha", "beta")  # the Beta distribution's parameters
+        require_fractions(self, "label_smoothing")
+        if not 0.0 <= self.p_uncond <= 1.0:
+            raise FieldError("p_uncond", f"must be in [0, 1], got {self.p_uncond}")
+
+    @property
+    def mean_ratio(self) -> float:
+        return self.alpha / (self.alpha + self.beta)
 
 
 WARMUPS = ("ours", "official")
@@ -285,6 +308,8 @@ class RecipeFile:
 
     def training(self) -> Recipe:
         """The generator-training :class:`Recipe`: reads the token cache and checks ``train.out_dir``."""
+        from autonat.data.token_cache import read_token_cache
+
         cache = self.need("cache", "train")
         check_run_output(self.train.out_dir)
         model = self.model.config(read_token_cache(cache))
@@ -351,6 +376,8 @@ def resolve_mixed_precision(name: str) -> str:
     on the CPU when there is no CUDA) without bf16 instructions is kept but
     warned about: a step there is tens of times slower than in fp32.
     """
+    import torch
+
     if name not in MIXED_PRECISIONS:
         raise AutonatError(f"unknown train.mixed_precision {name!r}; choose one of {', '.join(MIXED_PRECISIONS)}")
     if name == "auto":
