@@ -17,12 +17,17 @@ For each step count T:
 Every stage is cached in ``--out`` (searches resume, scores are kept), so the
 script can be stopped, rerun, or run for different T in parallel processes.
 ``--curve`` adds FID (one fresh seed set) against forward passes per image for
-T = 2..16 and writes the quality-per-compute PNG; ``--report`` prints the
-table from the cache only.
+T = 2..16 and writes the quality-per-compute PNG; ``--shipped FILE ...`` adds
+strategy files (the demo's searched strategies) to the curve as their own
+points, and with ``--methods`` given no names the curve is drawn without
+running any search. ``--report`` prints the table from the cache only.
 
     python tools/search_experiment.py --steps 2 4 8 --out runs/search_exp
     python tools/search_experiment.py --steps 2 4 8 --out runs/search_exp --curve --report \\
         --png docs/figures/quality_per_compute.png
+    python tools/search_experiment.py --methods --curve --out runs/search_exp \\
+        --shipped autonat/assets/demo/strategy_T2.yaml autonat/assets/demo/strategy_T4.yaml \\
+        autonat/assets/demo/strategy_T8.yaml --png docs/figures/quality_per_compute.png
 """
 from __future__ import annotations
 
@@ -158,6 +163,15 @@ def run_curve(args, final: FIDObjective, rows: list[dict]) -> None:
     for method, label in zip(args.methods, searched):
         curves[label] = [(r["strategies"][method]["passes"], r["strategies"][method]["fid"][0]) for r in rows
                          if method in r["strategies"]]
+    if args.shipped:
+        label = "shipped (searched)"
+        searched += (label,)
+        curves[label] = []
+        for path in args.shipped:
+            strategy = load_strategy(path)
+            fid = scores.get(f"file:{Path(path).resolve()}", strategy, FRESH_SEEDS[:1])[0]
+            curves[label].append((forward_passes(strategy), fid))
+            print(f"curve {path}: T={strategy.steps} {forward_passes(strategy)} passes FID {fid:.3f}")
     plot_quality_per_compute({k: v for k, v in curves.items() if v}, args.png, searched,
                              ylabel=f"FID (held-out digits, N={args.n_final})")
     print(f"curve written to {args.png}")
@@ -167,7 +181,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="autonat/assets/demo/generator")
     p.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS,
+                   help="search methods to run (none: no search; with --curve, the curve alone)")
     p.add_argument("--n-eval", type=int, default=100, help="samples per objective evaluation inside a search")
     p.add_argument("--n-final", type=int, default=1000, help="samples per FID on each fresh seed set")
     p.add_argument("--budget", type=int, default=3000, help="generated images per search, validation included")
@@ -185,16 +200,21 @@ def main() -> None:
     p.add_argument("--out", default="runs/search_exp")
     p.add_argument("--curve", action="store_true", help="also FID against forward passes for T = 2..16")
     p.add_argument("--png", default="docs/figures/quality_per_compute.png")
+    p.add_argument("--shipped", nargs="*", default=[], metavar="FILE",
+                   help="--curve: strategy files drawn as their own points (e.g. the demo's strategy_T*.yaml)")
     p.add_argument("--report", action="store_true", help="print the table from the cached results only")
     args = p.parse_args()
     final = FIDObjective(args.checkpoint, args.reference, args.n_final)
-    if args.report:
+    if args.curve and not args.methods:
+        rows = []  # the curve alone: baselines and --shipped files, no search
+    elif args.report:
         rows = [json.loads((Path(args.out) / f"T{t}" / "results.json").read_text()) for t in args.steps]
     else:
         rows = [run_steps(t, args, final) for t in args.steps]
     if args.curve:
         run_curve(args, final, rows)
-    print_table(rows, args.n_final)
+    if rows:
+        print_table(rows, args.n_final)
 
 
 if __name__ == "__main__":
