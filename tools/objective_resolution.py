@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from autonat.cli.main import run_reporting_errors
 from autonat.errors import AutonatError
 from autonat.evaluation.embed import embed
 from autonat.evaluation.images import GeneratedImages
@@ -77,7 +79,7 @@ def fid(objective: FIDObjective, feats: np.ndarray) -> float:
                            ("fid",))["fid"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="autonat/assets/demo/generator")
     p.add_argument("--steps", type=int, required=True)
@@ -89,7 +91,12 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 250, 500])
     p.add_argument("--seed-sets", type=int, default=4)
     p.add_argument("--out", default="runs/objective_resolution")
-    args = p.parse_args()
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = p.parse_args(argv)
+    return run_reporting_errors(lambda: run(args), args.debug, p.prog)
+
+
+def run(args) -> None:
     names = [args.baseline, *args.strategy]
     strategies = [strategy_of(n, args.steps, "--baseline" if i == 0 else "--strategy") for i, n in enumerate(names)]
     objective = FIDObjective(args.checkpoint, args.reference, args.n_max)
@@ -110,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

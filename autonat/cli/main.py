@@ -10,6 +10,7 @@ import argparse
 import errno
 import os
 import sys
+from typing import Callable
 
 from autonat.cli.args import (
     Parser,
@@ -179,25 +180,36 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the subcommand, whose --help lists its flags
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    try:
+
+    def run() -> None:
         _note_single_process(args.command)
         if getattr(args, "device", None) is not None:
             from autonat.runtime import check_device
 
             check_device(args.device)
         args.func(args)
+
+    return run_reporting_errors(run, args.debug)
+
+
+def run_reporting_errors(work: Callable[[], None], debug: bool = False, prog: str = "autonat") -> int:
+    """Run ``work()`` and return the exit status: 0, or 2 after one line ``<prog>: error: ...`` on stderr for
+    the user's errors (:class:`AutonatError`, and operating-system errors about their paths), or 130 on
+    Ctrl-C. ``debug`` lets the errors through with their tracebacks. The scripts in tools/ use it too."""
+    try:
+        work()
     except AutonatError as exc:
-        if args.debug:
+        if debug:
             raise
-        print(f"autonat: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the user's paths: permissions, read-only, a folder or file in the way, disk full
-        if args.debug:
+        if debug:
             raise
-        print(f"autonat: error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("autonat: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -69,6 +69,9 @@ class FIDObjective:
             raise AutonatError(f"--n-eval must be at least 2 (FID needs 2 images), got {n_eval}")
         if metric not in OBJECTIVE_METRICS:
             raise AutonatError(f"unknown search metric {metric!r}; choose {' or '.join(OBJECTIVE_METRICS)}")
+        # the checkpoint first: a wrong path fails before the feature extractor and reference load
+        self.pipeline = Pipeline.load(checkpoint, tokenizer, tokenizer_config, device=device, precision=precision,
+                                      force=force, text_encoder=text_encoder)
         name = choose_extractor(feature_extractor, reference)
         key = (str(reference), name, str(weights), str(device), batch_size, metric)
         if key not in _EVALUATORS:  # trials of a training search share one reference
@@ -79,8 +82,6 @@ class FIDObjective:
         if name == DIGITS and not is_demo_model(checkpoint):
             self.evaluator.extractor.warn_off_domain(f"samples of {checkpoint}, which was not trained on the "
                                                      "demo digits")
-        self.pipeline = Pipeline.load(checkpoint, tokenizer, tokenizer_config, device=device, precision=precision,
-                                      force=force, text_encoder=text_encoder)
         self.options = options
         self.labels = self.pipeline.eval_labels(n_eval, captions)
         self.n_eval, self.metric = n_eval, metric

@@ -1,0 +1,60 @@
+"""The experiment scripts in tools/ report bad input as the ``autonat`` command does: one line, status 2."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autonat.cli.main import run_reporting_errors
+from autonat.errors import AutonatError
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _tool(name: str, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "tools" / name), *argv], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, argv", [
+    ("objective_resolution.py", ["--steps", "4", "--strategy", "cosine"]),
+])
+def test_a_mistyped_checkpoint_is_one_line(name, argv, tmp_path):
+    missing = tmp_path / "no_such_checkpoint"
+    result = _tool(name, "--checkpoint", str(missing), "--out", str(tmp_path / "out"), *argv)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"{name}: error: {missing} is not a generator checkpoint: "
+                                          "config.json is missing"], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_bad_strategy_of_objective_resolution_is_one_line():
+    result = _tool("objective_resolution.py", "--steps", "4", "--strategy", "init:remask_strat=3")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("objective_resolution.py: error: init:remask_strat=3: give key=value pairs of ")
+    assert "remask_start" in line and "Traceback" not in result.stdout
+
+
+def test_run_reporting_errors(capsys):
+    def fails(exc):
+        def work():
+            raise exc
+        return work
+
+    assert run_reporting_errors(lambda: None, prog="x") == 0
+    assert run_reporting_errors(fails(AutonatError("bad value; give a good one")), prog="x") == 2
+    assert capsys.readouterr().err == "x: error: bad value; give a good one\n"
+    assert run_reporting_errors(fails(FileNotFoundError(2, "No such file or directory", "a/b")), prog="x") == 2
+    assert capsys.readouterr().err == "x: error: a/b: no such file or directory; check the path\n"
+    assert run_reporting_errors(fails(KeyboardInterrupt()), prog="x") == 130
+    assert capsys.readouterr().err == "x: interrupted\n"
+    with pytest.raises(AutonatError, match="bad value"):
+        run_reporting_errors(fails(AutonatError("bad value")), debug=True)
+    with pytest.raises(ZeroDivisionError):  # a bug is not the user's error: its traceback shows
+        run_reporting_errors(fails(ZeroDivisionError()), prog="x")
