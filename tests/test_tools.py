@@ -20,6 +20,7 @@ def _tool(name: str, *argv: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, argv", [
+    ("search_experiment.py", ["--steps", "2"]),
     ("objective_resolution.py", ["--steps", "4", "--strategy", "cosine"]),
 ])
 def test_a_mistyped_checkpoint_is_one_line(name, argv, tmp_path):

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from autonat.cli.main import run_reporting_errors
 from autonat.io.atomic import write_text
 from autonat.search.cma import CMASearch
 from autonat.search.generation import Layout, SearchConfig, StrategySearch
@@ -177,7 +179,7 @@ def run_curve(args, final: FIDObjective, rows: list[dict]) -> None:
     print(f"curve written to {args.png}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="autonat/assets/demo/generator")
     p.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8])
@@ -203,7 +205,12 @@ def main() -> None:
     p.add_argument("--shipped", nargs="*", default=[], metavar="FILE",
                    help="--curve: strategy files drawn as their own points (e.g. the demo's strategy_T*.yaml)")
     p.add_argument("--report", action="store_true", help="print the table from the cached results only")
-    args = p.parse_args()
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = p.parse_args(argv)
+    return run_reporting_errors(lambda: run(args), args.debug, p.prog)
+
+
+def run(args) -> None:
     final = FIDObjective(args.checkpoint, args.reference, args.n_final)
     if args.curve and not args.methods:
         rows = []  # the curve alone: baselines and --shipped files, no search
@@ -218,4 +225,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
