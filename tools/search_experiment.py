@@ -44,6 +44,7 @@ from autonat.search.cma import CMASearch
 from autonat.search.generation import Layout, SearchConfig, StrategySearch
 from autonat.search.measure import PricedObjective, forward_passes, load_or_measure_noise
 from autonat.search.objective import FIDObjective
+from autonat.strategy.choice import strategy_by_name
 from autonat.strategy.core import autonat_init
 from autonat.strategy.family import free_parameters
 from autonat.strategy.files import load_strategy, save_strategy
@@ -68,7 +69,7 @@ def run_search(method: str, steps: int, objective, args, out: Path) -> dict:
         generations = max(1, (args.budget // args.n_eval - starts) // per_generation)
         cfg = SearchConfig(steps=generations, method="cma", seed=args.seed, population=args.population,
                            sigma=args.sigma, validation_sets=args.validation_sets, free=free_parameters(args.free))
-        alternatives = [build_strategy(name, steps) for name in args.also_start]
+        alternatives = [strategy_by_name(name, steps, "--also-start") for name in args.also_start]
         search = CMASearch(objective, init, cfg, out, args.n_eval, alternatives=alternatives)
         state = search.run(progress=False)
         n_eval = args.n_eval
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--validation-sets", type=int, default=1, help="cma: validation seed sets per validated mean")
     p.add_argument("--also-start", nargs="*", default=[], metavar="NAME",
-                   help="cma: zoo schedules validated beside AutoNAT's initialisation; the search starts from the best")
+                   help="cma: zoo schedules or strategy files of T steps validated beside AutoNAT's initialisation; "
+                        "the search starts from the best")
     p.add_argument("--free", default="all", help="cma: all, coarse, no-cfg or comma-separated family parameters")
     p.add_argument("--price", type=float, default=0.01, help="cma-priced: objective units per forward pass")
     p.add_argument("--metric", choices=("fid", "kid"), default="fid", help="the search objective")

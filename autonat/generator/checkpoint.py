@@ -87,7 +87,11 @@ def _run_hint(path: Path) -> str:
                    if p.name[5:].isdigit() and (p / CONFIG_FILE).exists())
     if steps:
         return f" (a training run keeps them under checkpoints/; the latest is {steps[-1][1]})"
-    return " (a training run keeps them under checkpoints/)" if (path / "checkpoints").is_dir() else ""
+    if (path / "checkpoints").is_dir():
+        return " (a training run keeps them under checkpoints/)"
+    if not path.exists():
+        return "; check the path (a checkpoint is a folder of config.json and weights, as a run's checkpoints/step_N)"
+    return "; give the folder of config.json and weights (a run's checkpoints/step_N, or `autonat convert`'s output)"
 
 
 def read_generator_config(path: str | Path) -> dict:
