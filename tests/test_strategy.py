@@ -84,3 +84,11 @@ def test_strategy_by_name_builds_a_zoo_schedule_or_reads_a_file_of_the_given_ste
     assert strategy_by_name(str(path), 4, "--also-start") == build_strategy("cosine", 4)
     with pytest.raises(AutonatError, match=r"--also-start .*s\.yaml has 4 steps, not 8; give a strategy of 8 steps"):
         strategy_by_name(str(path), 8, "--also-start")
+
+
+def test_identity_tells_strategies_apart_and_survives_a_file_round_trip(tmp_path):
+    a, b = autonat_init(4), autonat_init(4, remask_temp=(3.0, 0.5))
+    save_strategy(a, tmp_path / "a.yaml")
+    assert load_strategy(tmp_path / "a.yaml").identity() == a.identity()
+    assert a.identity() != b.identity()
+    assert a.identity() != a.with_reuse(cfg_reuse=[0, 1, 0, 0]).identity()

@@ -60,3 +60,29 @@ def test_run_reporting_errors(capsys):
         run_reporting_errors(fails(AutonatError("bad value")), debug=True)
     with pytest.raises(ZeroDivisionError):  # a bug is not the user's error: its traceback shows
         run_reporting_errors(fails(ZeroDivisionError()), prog="x")
+
+
+def test_fresh_scores_are_kept_per_strategy_and_rescored_when_it_changes(tmp_path):
+    """tools/search_experiment.py caches fresh-set FIDs by name; another strategy under the same name (a new
+    search result in the same --out) must be scored again, not read from the cache."""
+    import importlib.util
+
+    from autonat.strategy.core import autonat_init
+
+    spec = importlib.util.spec_from_file_location("search_experiment", ROOT / "tools" / "search_experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls = []
+
+    def final(strategy, seed):
+        calls.append((strategy.remask_temp[0], seed))
+        return strategy.remask_temp[0] + seed / 1e6
+
+    first, second = autonat_init(4), autonat_init(4, remask_temp=(3.0, 0.5))
+    scores = module.Scores(tmp_path / "scores.json", final)
+    assert scores.get("cma", first, (1, 2)) == [1.0 + 1e-6, 1.0 + 2e-6]
+    reread = module.Scores(tmp_path / "scores.json", final)  # from the file, no new evaluation
+    assert reread.get("cma", first, (1, 2)) == [1.0 + 1e-6, 1.0 + 2e-6] and len(calls) == 2
+    assert reread.get("cma", second, (1,)) == [3.0 + 1e-6] and calls[-1] == (3.0, 1)
+    assert module.Scores(tmp_path / "scores.json", final).get("cma", first, (1,)) == [1.0 + 1e-6]
+    assert len(calls) == 4  # the first strategy was scored again: the key had moved to the second

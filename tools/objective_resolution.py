@@ -23,7 +23,6 @@ more sizes can be scored without generating again.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +55,7 @@ def strategy_of(name: str, steps: int, flag: str = "--strategy"):
 def features(objective: FIDObjective, strategy, seeds: list[int], cache: Path) -> np.ndarray:
     """``[seed sets, n_max, D]`` FID features of ``strategy``'s samples, from ``cache`` when it holds them
     (the same strategy, seeds and N)."""
-    recipe = json.dumps(strategy.to_dict(), sort_keys=True)
+    recipe = strategy.identity()
     if cache.exists():
         with np.load(cache) as z:
             if (list(z["seeds"]) == seeds and z["features"].shape[1] == objective.n_eval

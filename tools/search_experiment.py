@@ -91,14 +91,18 @@ def _objective(args, n_eval: int):
 
 # --------------------------------------------------------------------------- scores (cached)
 class Scores:
-    """FIDs on the fresh seed sets, kept in ``scores.json``: ``get(key, strategy, seeds)``."""
+    """FIDs on the fresh seed sets, kept in ``scores.json``: ``get(key, strategy, seeds)``. Each key records
+    the strategy it scored; a key whose strategy changed (another search result in the same ``--out``) is
+    scored again."""
 
     def __init__(self, path: Path, final: FIDObjective) -> None:
         self.path, self.final = path, final
         self.data = json.loads(path.read_text()) if path.exists() else {}
 
     def get(self, key: str, strategy, seeds=FRESH_SEEDS) -> list[float]:
-        values = self.data.setdefault(key, {})
+        if self.data.get(key, {}).get("strategy") != strategy.identity():
+            self.data[key] = {"strategy": strategy.identity()}
+        values = self.data[key]
         for s in seeds:
             if str(s) not in values:
                 values[str(s)] = self.final(strategy, s)

@@ -1,6 +1,7 @@
 """The generation strategy: four per-step schedule vectors for T-step parallel decoding."""
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from dataclasses import dataclass
@@ -122,6 +123,11 @@ class Strategy:
             return {k: list(getattr(self, v)) for k, v in OFFICIAL_KEYS.items()}
         reuse = {k: list(getattr(self, k)) for k in REUSE_FIELDS if getattr(self, k) is not None}
         return {"steps": self.steps, **{k: list(getattr(self, k)) for k in FIELDS}, **reuse}
+
+    def identity(self) -> str:
+        """The strategy as one canonical JSON string: a cache of scores or features keyed by it is never read
+        for another strategy."""
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "strategy") -> Strategy:
