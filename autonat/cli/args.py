@@ -124,7 +124,8 @@ def add_strategy_arguments(p: argparse.ArgumentParser, schedule_default: str = "
                    help=f"named schedule when no --strategy (default {schedule_default}; the names: "
                         "`autonat strategy list`)")
     p.add_argument("--steps", type=positive_int, help="steps T of a named schedule (default 8; a file's own otherwise)")
-    p.add_argument("--cfg", type=float, help="constant CFG scale overriding the strategy's")
+    p.add_argument("--cfg", type=float, help="constant CFG scale s overriding the strategy's: logits = cond + "
+                   "s (cond - uncond); 0 runs the conditional pass alone, -1 gives the unconditional logits")
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
