@@ -84,6 +84,9 @@ def test_strategy_by_name_builds_a_zoo_schedule_or_reads_a_file_of_the_given_ste
     assert strategy_by_name(str(path), 4, "--also-start") == build_strategy("cosine", 4)
     with pytest.raises(AutonatError, match=r"--also-start .*s\.yaml has 4 steps, not 8; give a strategy of 8 steps"):
         strategy_by_name(str(path), 8, "--also-start")
+    with pytest.raises(AutonatError, match=r"--also-start 'guided-ramp' is neither a strategy file nor a named "
+                                           r"schedule \(amused, "):
+        strategy_by_name("guided-ramp", 4, "--also-start")
 
 
 def test_identity_tells_strategies_apart_and_survives_a_file_round_trip(tmp_path):

@@ -1,6 +1,8 @@
 """The strategy a command runs, from the values of ``--strategy``, ``--schedule``, ``--steps`` and ``--cfg``."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from autonat.errors import AutonatError
 from autonat.strategy.core import Strategy
 from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
@@ -24,10 +26,22 @@ def choose_strategy(path: str | None, schedule: str | None, steps: int | None, c
     return strategy if cfg is None else with_constant_cfg(strategy, cfg)
 
 
+def is_schedule_name(source: str, flag: str = "") -> bool:
+    """Whether ``source`` names a zoo schedule (True) or a strategy file (False): a YAML name or an existing
+    path is a file; anything else must be a zoo name, else the error (naming the option ``flag``) lists them."""
+    path = Path(source)
+    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
+        return False
+    if source in BUILDERS:
+        return True
+    raise AutonatError(f"{flag + ' ' if flag else ''}{source!r} is neither a strategy file nor a named schedule "
+                       f"({', '.join(sorted(BUILDERS))})")
+
+
 def strategy_by_name(name: str, steps: int, flag: str) -> Strategy:
     """The zoo schedule ``name`` built for ``steps`` steps, else the strategy file ``name``, which must have
     ``steps`` steps (``flag`` names the option that gave it in the error)."""
-    strategy = build_strategy(name, steps) if name in BUILDERS else load_strategy(name)
+    strategy = build_strategy(name, steps) if is_schedule_name(name, flag) else load_strategy(name)
     if strategy.steps != steps:
         raise AutonatError(f"{flag} {name} has {strategy.steps} steps, not {steps}; give a strategy of {steps} steps "
                            "or a zoo name")

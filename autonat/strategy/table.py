@@ -1,12 +1,10 @@
 """A strategy as a table: the four vectors and the tokens each step decodes."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from autonat.errors import AutonatError
+from autonat.strategy.choice import is_schedule_name
 from autonat.strategy.core import Strategy
 from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
-from autonat.strategy.zoo import BUILDERS, build_strategy
+from autonat.strategy.zoo import build_strategy
 
 
 def resolve(source: str, steps: int | None) -> tuple[Strategy, str]:
@@ -14,13 +12,9 @@ def resolve(source: str, steps: int | None) -> tuple[Strategy, str]:
 
     ``steps`` (``--steps``; None when not given) sets T of a named schedule and must agree with a file's.
     """
-    path = Path(source)
-    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
-        return check_steps(load_strategy(path), steps, str(path)), str(path)
-    if source in BUILDERS:
+    if is_schedule_name(source):
         return build_strategy(source, DEFAULT_STEPS if steps is None else steps), source
-    raise AutonatError(f"{source!r} is neither a strategy file nor a named schedule "
-                       f"({', '.join(sorted(BUILDERS))})")
+    return check_steps(load_strategy(source), steps, source), source
 
 
 def strategy_table(strategy: Strategy, seq_len: int) -> str:
