@@ -24,11 +24,10 @@ from pathlib import Path
 import torch
 
 from autonat.data.demo import DEMO_TOKENIZER, DemoDigits
-from autonat.data.sources import DEMO_IMAGE_SIZE, DEMO_NAME
+from autonat.data.sources import DEMO_IMAGE_SIZE, is_demo_source
 from autonat.errors import AutonatError
 
 DEMO_REFERENCE = "demo:train"
-DEMO_SOURCES = ("demo", DEMO_NAME)  # what a token cache of the demo digits records as its source
 GREY_SPREAD = 8.0
 
 
@@ -39,7 +38,7 @@ def cache_is_demo(cache: str | Path) -> bool | None:
         source = json.loads((Path(cache) / "meta.json").read_text()).get("source")
     except (OSError, ValueError, AttributeError):
         return None
-    return None if source is None else str(source) in DEMO_SOURCES
+    return None if source is None else is_demo_source(source)
 
 
 @functools.cache
@@ -75,7 +74,7 @@ def recipe_is_demo(recipe: dict) -> bool:
     if verdict is not None:
         return verdict
     data = recipe.get("data")
-    return isinstance(data, dict) and str(data.get("source")) in DEMO_SOURCES
+    return isinstance(data, dict) and is_demo_source(data.get("source"))
 
 
 def choose_reference(reference: str | None, demo_model: bool, model: str) -> str:
