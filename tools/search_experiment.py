@@ -100,8 +100,9 @@ class Scores:
         self.data = json.loads(path.read_text()) if path.exists() else {}
 
     def get(self, key: str, strategy, seeds=FRESH_SEEDS) -> list[float]:
-        if self.data.get(key, {}).get("strategy") != strategy.identity():
-            self.data[key] = {"strategy": strategy.identity()}
+        identity = strategy.identity()
+        if self.data.get(key, {}).get("strategy") != identity:
+            self.data[key] = {"strategy": identity}
         values = self.data[key]
         for s in seeds:
             if str(s) not in values:
@@ -176,9 +177,10 @@ def run_curve(args, final: FIDObjective, rows: list[dict]) -> None:
         curves[label] = []
         for path in args.shipped:
             strategy = load_strategy(path)
+            passes = forward_passes(strategy)
             fid = scores.get(f"file:{Path(path).resolve()}", strategy, FRESH_SEEDS[:1])[0]
-            curves[label].append((forward_passes(strategy), fid))
-            print(f"curve {path}: T={strategy.steps} {forward_passes(strategy)} passes FID {fid:.3f}")
+            curves[label].append((passes, fid))
+            print(f"curve {path}: T={strategy.steps} {passes} passes FID {fid:.3f}")
     plot_quality_per_compute({k: v for k, v in curves.items() if v}, args.png, searched,
                              ylabel=f"FID (held-out digits, N={args.n_final})")
     print(f"curve written to {args.png}")
