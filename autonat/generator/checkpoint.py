@@ -81,8 +81,9 @@ def save_generator(path: str | Path, model: torch.nn.Module, config: UViTConfig,
         (tmp / CONFIG_FILE).write_text(json.dumps(info, indent=2))
 
 
-def _run_hint(path: Path) -> str:
-    """For a training run's folder given as a checkpoint: where its checkpoints are, naming the latest."""
+def _checkpoint_hint(path: Path) -> str:
+    """How to fix a checkpoint path without config.json: a training run's folder names its latest checkpoint, a
+    missing path asks for a check, any other folder says what a checkpoint folder holds."""
     steps = sorted((int(p.name[5:]), p) for p in (path / "checkpoints").glob("step_*")
                    if p.name[5:].isdigit() and (p / CONFIG_FILE).exists())
     if steps:
@@ -97,7 +98,7 @@ def _run_hint(path: Path) -> str:
 def read_generator_config(path: str | Path) -> dict:
     path = Path(path)
     if not (path / CONFIG_FILE).exists():
-        raise AutonatError(f"{path} is not a generator checkpoint: {CONFIG_FILE} is missing{_run_hint(path)}")
+        raise AutonatError(f"{path} is not a generator checkpoint: {CONFIG_FILE} is missing{_checkpoint_hint(path)}")
     try:
         info = json.loads((path / CONFIG_FILE).read_text())
     except json.JSONDecodeError as exc:
