@@ -1,10 +1,8 @@
 """A strategy as a table: the four vectors and the tokens each step decodes."""
 from __future__ import annotations
 
-from autonat.strategy.choice import is_schedule_name
+from autonat.strategy.choice import choose_strategy, is_schedule_name
 from autonat.strategy.core import Strategy
-from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
-from autonat.strategy.zoo import build_strategy
 
 
 def resolve(source: str, steps: int | None) -> tuple[Strategy, str]:
@@ -13,8 +11,8 @@ def resolve(source: str, steps: int | None) -> tuple[Strategy, str]:
     ``steps`` (``--steps``; None when not given) sets T of a named schedule and must agree with a file's.
     """
     if is_schedule_name(source):
-        return build_strategy(source, DEFAULT_STEPS if steps is None else steps), source
-    return check_steps(load_strategy(source), steps, source), source
+        return choose_strategy(path=None, schedule=source, steps=steps, cfg=None), source
+    return choose_strategy(path=source, schedule=None, steps=steps, cfg=None), source
 
 
 def strategy_table(strategy: Strategy, seq_len: int) -> str:
