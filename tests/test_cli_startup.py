@@ -210,3 +210,14 @@ def test_search_keeps_the_old_spellings_and_strategy_flags_are_exclusive(tmp_pat
     assert list(choose_strategy(None, "cosine", 4, 2.0).cfg_scale) == [2.0] * 4
     with pytest.raises(AutonatError, match="not both"):
         choose_strategy(str(tmp_path / "s.yaml"), "cosine", None, None)
+
+
+def test_a_mistyped_flag_names_the_flag_meant(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "generation", "--checkpoint", "x", "--out", "o", "--stesp", "4", "--n-evl=3", "--zzz"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert ("unrecognized arguments: --stesp 4 --n-evl=3 --zzz; "
+            "did you mean --stesp -> --steps, --n-evl -> --n-eval?") in err
+    assert err.endswith("(see `autonat search generation --help`)"), err

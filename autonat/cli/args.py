@@ -9,6 +9,7 @@ loads neither torch nor torchvision.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 from autonat.evaluation.names import ALIASES, DIGITS, INCEPTION
@@ -30,6 +31,17 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(2)
+
+    def reject_unknown(self, unknown: list[str]):
+        """Refuse flags this command does not take, naming the closest flag it does take for each typo."""
+        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        hints = []
+        for flag in (u.split("=", 1)[0] for u in unknown if u.startswith("--")):
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+            if close:
+                hints.append(f"{flag} -> {close[0]}")
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+        self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
 
 def schedule_name(text: str) -> str:

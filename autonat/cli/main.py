@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the subcommand, whose --help lists its flags
-        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.command_parser.reject_unknown(unknown)
 
     def run() -> None:
         _note_single_process(args.command)

@@ -294,7 +294,8 @@ def _training_args(p: argparse.ArgumentParser) -> None:
 
 def add_search_parser(sub) -> None:
     search = sub.add_parser("search", help="AutoNAT strategy search").add_subparsers(dest="search", required=True)
-    p = search.add_parser("generation", help="optimise the four schedule vectors by gradient descent on FID")
+    p = search.add_parser("generation", help="optimise the four schedule vectors on FID (the paper's finite "
+                                             "differences, SPSA, or CMA-ES over a schedule family)")
     add_checkpoint_argument(p)
     add_generation_arguments(p, schedule_default=START)  # the strategy flags give the starting point
     _generation_args(p)
