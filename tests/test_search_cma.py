@@ -241,6 +241,7 @@ def test_search_generation_cma_command(tmp_path, monkeypatch, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "seed-to-seed std" in text and "N=10" in text and "FID + 0.01 per forward pass" in text
+    assert f"result: {out / 'best_strategy.yaml'} (last CMA-ES mean: {out / 'strategy.yaml'})" in text
     noise = json.loads((out / "noise.json").read_text())
     assert noise["n_eval"] == 10 and len(noise["values"]) == 3
     recorded = json.loads((out / "inputs.json").read_text())

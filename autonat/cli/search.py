@@ -168,7 +168,11 @@ def run_generation(args) -> None:
     best = f", best {state.best_value:.3f}" if args.method == "cma" else ""
     print(f"search done: {state.step} steps, {state.evaluations} evaluations, {state.images} images, "
           f"{state.seconds:.0f} s; {what} {hist[0]['fid']:.3f} -> {hist[-1]['fid']:.3f}{best}{noise}")
-    print(f"strategy: {out / 'strategy.yaml'} (best seen: {out / 'best_strategy.yaml'}); plots: {out / 'search.png'}")
+    if args.method == "cma":  # the result is the validated best; strategy.yaml is CMA-ES's last mean
+        files = f"result: {out / 'best_strategy.yaml'} (last CMA-ES mean: {out / 'strategy.yaml'})"
+    else:  # the paper's searches end where their last step took them
+        files = f"strategy: {out / 'strategy.yaml'} (best seen: {out / 'best_strategy.yaml'})"
+    print(f"{files}; plots: {out / 'search.png'}")
 
 
 def _trial_fn(args, strategy, out: Path):
