@@ -221,3 +221,9 @@ def test_a_mistyped_flag_names_the_flag_meant(capsys):
     assert ("unrecognized arguments: --stesp 4 --n-evl=3 --zzz; "
             "did you mean --stesp -> --steps, --n-evl -> --n-eval?") in err
     assert err.endswith("(see `autonat search generation --help`)"), err
+
+
+def test_a_mistyped_schedule_name_names_the_schedule_meant(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--checkpoint", "x", "--schedule", "cosin"])
+    assert "unknown schedule 'cosin' (did you mean 'cosine'?); choose one of" in capsys.readouterr().err

@@ -228,7 +228,8 @@ GOOD = {"mask_ratio": [0.5], "remask_temp": [1.0], "sample_temp": [1.0, 1.0], "c
 
 
 @pytest.mark.parametrize("data, words", [
-    ({**GOOD, "cfg_sclae": [0.0, 2.0]}, ["unknown key(s) cfg_sclae", "mask_ratio, remask_temp", "manual_ratios"]),
+    ({**GOOD, "cfg_sclae": [0.0, 2.0]},
+     ["unknown key(s) cfg_sclae (did you mean cfg_scale?)", "mask_ratio, remask_temp", "manual_ratios"]),
     ({"manual_ratios": [0.5], "manual_temp": [1.0], "manual_samp_temp": [1, 1], "manual_cfg": [0, 2],
       "manual_extra": 1}, ["unknown key(s) manual_extra"]),
     ({**GOOD, "steps": "eight"}, ["steps must be a whole number", "'eight'"]),

@@ -9,9 +9,9 @@ loads neither torch nor torchvision.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 
+from autonat.errors import closest
 from autonat.evaluation.names import ALIASES, DIGITS, INCEPTION
 from autonat.runtime import DEVICE_CHOICES
 from autonat.sampling.options import CFG_BATCHING, OFFICIAL_TEMPERATURE_FLOOR, ORDERS, PRECISIONS
@@ -37,9 +37,9 @@ class Parser(argparse.ArgumentParser):
         known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
         hints = []
         for flag in (u.split("=", 1)[0] for u in unknown if u.startswith("--")):
-            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+            close = closest(flag, known, cutoff=0.75)
             if close:
-                hints.append(f"{flag} -> {close[0]}")
+                hints.append(f"{flag} -> {close}")
         hint = f"; did you mean {', '.join(hints)}?" if hints else ""
         self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
@@ -53,7 +53,10 @@ def schedule_name(text: str) -> str:
     from autonat.strategy.zoo import BUILDERS
 
     if text not in BUILDERS:
-        raise argparse.ArgumentTypeError(f"unknown schedule {text!r}; choose one of {', '.join(sorted(BUILDERS))}")
+        close = closest(text, BUILDERS)
+        guess = f" (did you mean {close!r}?)" if close else ""
+        raise argparse.ArgumentTypeError(f"unknown schedule {text!r}{guess}; "
+                                         f"choose one of {', '.join(sorted(BUILDERS))}")
     return text
 
 

@@ -22,7 +22,6 @@ can get wrong before any work starts, each as a one-line
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import re
 import types
@@ -33,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, closest
 
 
 def read_yaml(path: str | Path, what: str = "config file") -> Any:
@@ -139,8 +138,8 @@ def _path(where: str, key: str) -> str:
 def _unknown(key: str, known: list[str], where: str) -> str:
     """``unknown key 'sorce' in data (did you mean 'source'?); known: hflip, image_size, source``."""
     what, place = ("section", "the recipe") if not where else ("key", where)
-    close = difflib.get_close_matches(key, known, n=1)
-    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(key, known)
+    guess = f" (did you mean {close!r}?)" if close else ""
     return f"unknown {what} {key!r} in {place}{guess}; known: {', '.join(known)}"
 
 

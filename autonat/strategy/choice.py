@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, closest
 from autonat.strategy.core import Strategy
 from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
 from autonat.strategy.zoo import BUILDERS, build_strategy
@@ -34,8 +34,10 @@ def is_schedule_name(source: str, flag: str = "") -> bool:
         return False
     if source in BUILDERS:
         return True
+    close = closest(source, BUILDERS)
+    guess = f"did you mean {close!r}? " if close else ""
     raise AutonatError(f"{flag + ' ' if flag else ''}{source!r} is neither a strategy file nor a named schedule "
-                       f"({', '.join(sorted(BUILDERS))})")
+                       f"({guess}named: {', '.join(sorted(BUILDERS))})")
 
 
 def strategy_by_name(name: str, steps: int, flag: str) -> Strategy:
