@@ -125,7 +125,7 @@ def test_cma_improves_and_keeps_the_best_by_validation(tmp_path):
     assert [h["step"] for h in history] == list(range(13)) and history[-1]["images"] == state.images
 
 
-@pytest.mark.parametrize("named", ["coarse", "no-cfg"])
+@pytest.mark.parametrize("named", ["coarse", "no-cfg", "temperatures"])
 def test_cma_moves_only_the_free_parameters(tmp_path, named):
     search = _search(tmp_path, _objective(), generations=6, free=free_parameters(named))
     search.run(progress=False)

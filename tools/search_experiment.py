@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--also-start", nargs="*", default=[], metavar="NAME",
                    help="cma: zoo schedules or strategy files of T steps validated beside AutoNAT's initialisation; "
                         "the search starts from the best")
-    p.add_argument("--free", default="all", help="cma: all, coarse, no-cfg or comma-separated family parameters")
+    p.add_argument("--free", default="all", help="cma: all, coarse, no-cfg, temperatures or comma-separated "
+                   "family parameters")
     p.add_argument("--price", type=float, default=0.01, help="cma-priced: objective units per forward pass")
     p.add_argument("--metric", choices=("fid", "kid"), default="fid", help="the search objective")
     p.add_argument("--search-reference", default="demo:train")

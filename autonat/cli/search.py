@@ -276,8 +276,8 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
                         "start from the best of them and the start")
     p.add_argument("--free", default="all",
                    help="cma: the family parameters it moves: all (default), coarse (re-masking temperature and CFG, "
-                        "start and end), no-cfg (all but the CFG ramp) or names separated by commas; the others "
-                        "keep the start's values")
+                        "start and end), no-cfg (all but the CFG ramp), temperatures (the re-masking and sampling "
+                        "temperature ramps) or names separated by commas; the others keep the start's values")
     p.add_argument("--price", type=nonnegative_float, default=0.0,
                    help="compute-aware objective: add this much per forward pass of an image (unconditional passes "
                         "count at steps whose CFG is on)")

@@ -147,15 +147,18 @@ BOX = {
 #: Named sets of parameters a search may move (``--free``). ``coarse``: the re-masking temperature and CFG ramps
 #: (start and end); the mask shape and sampling temperature keep the start's values. ``no-cfg``: everything but
 #: guidance (re-masking and sampling temperature ramps, mask shape), for a model whose CFG ramp is already good.
+#: ``temperatures``: the re-masking and sampling temperature ramps alone (the mask schedule and CFG ramp stay).
 FREE_SETS = {
     "all": ScheduleFamily.names(),
     "coarse": ("remask_start", "remask_end", "cfg_start", "cfg_end"),
     "no-cfg": ("remask_start", "remask_end", "sample_start", "sample_end", "mask_a", "mask_b"),
+    "temperatures": ("remask_start", "remask_end", "sample_start", "sample_end"),
 }
 
 
 def free_parameters(spec: str) -> tuple[str, ...]:
-    """``all``, ``coarse`` or comma-separated parameter names -> the names (validated by the search config)."""
+    """A name of :data:`FREE_SETS` or comma-separated parameter names -> the names (validated by the search
+    config)."""
     spec = spec.strip()
     if spec in FREE_SETS:
         return FREE_SETS[spec]
