@@ -47,7 +47,8 @@ ROWS = [
     ("tt-out-read-only", "train-tokenizer --config {cfg} --out /proc/autonat-tok", "/proc"),
     ("tt-device-cuda", "train-tokenizer --config {cfg} --device cuda", "cuda"),
     ("tt-device-misspelt", "train-tokenizer --config {cfg} --device cpux", "cpux"),
-    ("tt-flag-typo", "train-tokenizer --config {cfg} --ouy x", "--ouy (see `autonat train-tokenizer --help`)"),
+    ("tt-flag-typo", "train-tokenizer --config {cfg} --ouy x",
+     "--ouy; did you mean --ouy -> --out? (see `autonat train-tokenizer --help`)"),
     # ------------------------------------------------------------------ tokenize
     ("tok-out-user-folder", "tokenize --config {cfg} --out {userdir}", "not an autonat"),
     ("tok-out-dataset", "tokenize --config {cfg} --out {images}", "not an autonat"),
@@ -124,7 +125,8 @@ ROWS = [
     ("sample-device-cuda", "sample --checkpoint {gen} --device cuda", "cuda"),
     ("sample-device-misspelt", "sample --checkpoint {gen} --device cpu0", "cpu0"),
     ("sample-seed-negative", "sample --checkpoint {gen} --seed -1", "at least 0"),
-    ("sample-flag-typo", "sample --checkpoint {gen} --stepz 8", "--stepz 8 (see `autonat sample --help`)"),
+    ("sample-flag-typo", "sample --checkpoint {gen} --stepz 8",
+     "--stepz 8; did you mean --stepz -> --steps? (see `autonat sample --help`)"),
     # ------------------------------------------------------------------ demo
     ("demo-out-folder", "demo --out {userdir}", "userdata"),
     ("demo-out-extension", "demo --out grid.bmp", ".bmp"),
