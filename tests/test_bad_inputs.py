@@ -202,6 +202,9 @@ ROWS = [
     ("strategy-show-steps-zero", "strategy show cosine --steps 0", "at least 1"),
     ("strategy-show-plot-folder", "strategy show cosine --plot {userdir}", "userdata"),
     ("strategy-show-grid-zero", "strategy show cosine --grid 0 4", "grid"),
+    ("strategy-show-checkpoint-missing", "strategy show cosine --checkpoint no_such_dir", "no_such_dir"),
+    ("strategy-show-checkpoint-and-grid", "strategy show cosine --checkpoint {gen} --grid 4 4",
+     "not allowed with"),
     ("strategy-list-flag-typo", "strategy list --all", "--all (see `autonat strategy list --help`)"),
     # ------------------------------------------------------------------ convert
     ("convert-missing-weights", "convert --weights no_such.pth --out conv", "no_such.pth"),

@@ -139,6 +139,36 @@ def test_strategy_show_prints_a_table_and_writes_a_plot(tmp_path, capsys):
     assert main(["strategy", "show", "no-such-schedule"]) == 2
 
 
+def test_strategy_show_takes_the_token_grid_from_the_model(tmp_path, capsys):
+    """A strategy file beside a generator checkpoint (the demo's layout) is counted on that generator's grid,
+    ``--checkpoint`` names one elsewhere, ``--grid`` wins, and without either the default grid is said so."""
+    from autonat.cli.main import main
+    from autonat.strategy.files import save_strategy
+
+    checkpoint = tmp_path / "generator"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"format": "autonat-generator", "model": {"grid": [2, 3]}}')
+    path = tmp_path / "s.yaml"
+    save_strategy(Strategy.create([0.5], [1.0], [1.0, 1.0], [0.0, 2.0]), path)
+
+    def shown(*extra):
+        assert main(["strategy", "show", *map(str, extra)]) == 0
+        out = capsys.readouterr().out.splitlines()
+        return out[0], [row.split()[-2:] for row in out[-2:]]
+
+    head, rows = shown(path)
+    assert "2x3 grid (6 tokens, the grid of" in head and rows == [["3", "3"], ["0", "3"]]
+    elsewhere = tmp_path / "other" / "s.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(path.read_text())
+    head, rows = shown(elsewhere)
+    assert "16x16 grid (256 tokens; the default grid" in head and rows == [["128", "128"], ["0", "128"]]
+    head, rows = shown(elsewhere, "--checkpoint", checkpoint)
+    assert "2x3 grid" in head and rows == [["3", "3"], ["0", "3"]]
+    head, rows = shown(path, "--grid", 4, 4)
+    assert "4x4 grid (16 tokens)" in head and rows == [["8", "8"], ["0", "8"]]
+
+
 def test_sample_trace_and_order_end_to_end(tmp_path, tiny_model, tiny_config, tiny_vqgan_config, capsys):
     from autonat.cli.main import main
     from autonat.generator.checkpoint import save_generator

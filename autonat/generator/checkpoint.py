@@ -111,6 +111,15 @@ def read_generator_config(path: str | Path) -> dict:
     return info
 
 
+def checkpoint_grid(path: str | Path) -> tuple[int, int]:
+    """The token grid ``(h, w)`` recorded in the generator checkpoint ``path`` (``model.grid`` of its config)."""
+    grid = (read_generator_config(path).get("model") or {}).get("grid")
+    if not (isinstance(grid, list) and len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid)):
+        raise AutonatError(f"{Path(path) / CONFIG_FILE} records no token grid (model.grid: {grid!r}); "
+                           "give the grid with --grid H W")
+    return int(grid[0]), int(grid[1])
+
+
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Generator:
     """Load a generator checkpoint in eval mode with its EMA weights."""
     path = Path(path)
