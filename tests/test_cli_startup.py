@@ -223,6 +223,25 @@ def test_a_mistyped_flag_names_the_flag_meant(capsys):
     assert err.endswith("(see `autonat search generation --help`)"), err
 
 
+def test_a_mistyped_required_flag_is_named_before_it_is_called_missing(capsys):
+    """``--checkpiont x`` leaves --checkpoint missing: the error names the typo first, not only the missing flag;
+    an abbreviation argparse takes (``--check``) is no typo."""
+    def error(*argv):
+        with pytest.raises(SystemExit) as exit_:
+            main(list(argv))
+        assert exit_.value.code == 2
+        return capsys.readouterr().err.strip()
+
+    assert error("sample", "--checkpiont", "x").startswith(
+        "autonat sample: error: unrecognized arguments: --checkpiont; did you mean --checkpiont -> --checkpoint? "
+        "(missing: --checkpoint)")
+    assert error("search", "generation", "--check", "x").startswith(
+        "autonat search generation: error: the following arguments are required: --out")
+    err = error("search", "generation", "--stesp", "4", "--zzz=1")
+    assert "unrecognized arguments: --stesp --zzz=1; did you mean --stesp -> --steps? (missing: --checkpoint, " \
+           "--out)" in err, err
+
+
 def test_a_mistyped_schedule_name_names_the_schedule_meant(capsys):
     with pytest.raises(SystemExit):
         main(["sample", "--checkpoint", "x", "--schedule", "cosin"])

@@ -27,21 +27,46 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.set_defaults(command_parser=self)
+        self._given: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        # kept for error(): a subcommand's parser is called with the words after the subcommand's name
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
+        """One line. A missing required flag is often a mistyped one (``--checkpiont x``): name the typo first."""
+        required = "the following arguments are required: "
+        if message.startswith(required):
+            typos = self._typos([w for w in self._given if w.startswith("--") and w != "--"])
+            if typos:
+                message = f"{typos} (missing: {message[len(required):]})"
         print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(2)
 
-    def reject_unknown(self, unknown: list[str]):
-        """Refuse flags this command does not take, naming the closest flag it does take for each typo."""
-        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+    def _known_flags(self) -> list[str]:
+        return [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+
+    def _typos(self, words: list[str]) -> str:
+        """``unrecognized arguments: ...; did you mean --a -> --b?`` for the ``--flags`` among ``words`` that this
+        parser does not take (a ``--flag=value`` by its name), or "" when it takes them all."""
+        known = self._known_flags()
+
+        def taken(flag: str) -> bool:  # argparse also takes a unique abbreviation (--check for --checkpoint)
+            return flag in known or (self.allow_abbrev and sum(k.startswith(flag) for k in known) == 1)
+
+        unknown = [w for w in words if not (w.startswith("--") and taken(w.split("=", 1)[0]))]
         hints = []
         for flag in (u.split("=", 1)[0] for u in unknown if u.startswith("--")):
             close = closest(flag, known, cutoff=0.75)
             if close:
                 hints.append(f"{flag} -> {close}")
         hint = f"; did you mean {', '.join(hints)}?" if hints else ""
-        self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+        return f"unrecognized arguments: {' '.join(unknown)}{hint}" if unknown else ""
+
+    def reject_unknown(self, unknown: list[str]):
+        """Refuse flags this command does not take, naming the closest flag it does take for each typo."""
+        self.error(self._typos(unknown) or f"unrecognized arguments: {' '.join(unknown)}")
 
 
 def schedule_name(text: str) -> str:
