@@ -85,7 +85,7 @@ def test_strategy_by_name_builds_a_zoo_schedule_or_reads_a_file_of_the_given_ste
     with pytest.raises(AutonatError, match=r"--also-start .*s\.yaml has 4 steps, not 8; give a strategy of 8 steps"):
         strategy_by_name(str(path), 8, "--also-start")
     with pytest.raises(AutonatError, match=r"--also-start 'guided-ramp' is neither a strategy file nor a named "
-                                           r"schedule \(did you mean 'guided-ramps'\? named: amused, "):
+                                           r"schedule \(did you mean 'guided-ramps'\?\); choose one of amused, "):
         strategy_by_name("guided-ramp", 4, "--also-start")
 
 

@@ -75,13 +75,10 @@ def schedule_name(text: str) -> str:
     A type rather than ``choices``: the zoo needs numpy, and argparse reads
     ``choices`` whenever it formats the help; a type is called only on a value.
     """
-    from autonat.strategy.zoo import BUILDERS
+    from autonat.strategy.zoo import BUILDERS, name_hint
 
     if text not in BUILDERS:
-        close = closest(text, BUILDERS)
-        guess = f" (did you mean {close!r}?)" if close else ""
-        raise argparse.ArgumentTypeError(f"unknown schedule {text!r}{guess}; "
-                                         f"choose one of {', '.join(sorted(BUILDERS))}")
+        raise argparse.ArgumentTypeError(f"unknown schedule {text!r}{name_hint(text)}")
     return text
 
 

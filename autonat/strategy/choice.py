@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autonat.errors import AutonatError, closest
+from autonat.errors import AutonatError
 from autonat.strategy.core import Strategy
 from autonat.strategy.files import DEFAULT_STEPS, check_steps, load_strategy
-from autonat.strategy.zoo import BUILDERS, build_strategy
+from autonat.strategy.zoo import BUILDERS, build_strategy, name_hint
 
 
 def choose_strategy(path: str | None, schedule: str | None, steps: int | None, cfg: float | None,
@@ -34,10 +34,8 @@ def is_schedule_name(source: str, flag: str = "") -> bool:
         return False
     if source in BUILDERS:
         return True
-    close = closest(source, BUILDERS)
-    guess = f"did you mean {close!r}? " if close else ""
-    raise AutonatError(f"{flag + ' ' if flag else ''}{source!r} is neither a strategy file nor a named schedule "
-                       f"({guess}named: {', '.join(sorted(BUILDERS))})")
+    raise AutonatError(f"{flag + ' ' if flag else ''}{source!r} is neither a strategy file nor a named schedule"
+                       f"{name_hint(source)}")
 
 
 def strategy_by_name(name: str, steps: int, flag: str) -> Strategy:

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, closest
 from autonat.strategy.core import (
     Strategy,
     _check_steps,
@@ -245,8 +245,15 @@ BUILDERS: dict[str, Callable[[int], Strategy]] = {
 }
 
 
+def name_hint(name: str) -> str:
+    """What an error adds after ``name``, which names no schedule: `` (did you mean 'cosine'?); choose one of ...``
+    (the guess only when one is close)."""
+    close = closest(name, BUILDERS)
+    return f"{f' (did you mean {close!r}?)' if close else ''}; choose one of {', '.join(sorted(BUILDERS))}"
+
+
 def build_strategy(name: str, steps: int) -> Strategy:
     """A named heuristic strategy for ``steps`` steps."""
     if name not in BUILDERS:
-        raise AutonatError(f"unknown schedule {name!r}; choose one of {', '.join(sorted(BUILDERS))}")
+        raise AutonatError(f"unknown schedule {name!r}{name_hint(name)}")
     return BUILDERS[name](steps)
