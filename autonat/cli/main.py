@@ -86,9 +86,19 @@ def on_default_device(command):
 
 
 # --------------------------------------------------------------------------- parser
+DESCRIPTION = """Masked generative image synthesis with non-autoregressive transformers (MaskGIT, AutoNAT):
+tokenize, train, sample, evaluate, and search generation strategies."""
+EPILOG = """start here:
+  autonat demo                                   sample the shipped demo model, print FID/IS
+  autonat sample --checkpoint DIR --out grid.png a class-conditional image grid
+  autonat strategy list                          the named generation strategies
+  autonat COMMAND --help                         the flags of one command"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``autonat`` parser; building it (or printing any --help) imports neither torch nor torchvision."""
-    parser = Parser(prog="autonat", description=__doc__.splitlines()[0])
+    parser = Parser(prog="autonat", description=DESCRIPTION, epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
