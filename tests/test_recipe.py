@@ -99,6 +99,8 @@ BAD = [
     ("train-tokenizer", ["tokenizer.vqgan.resolution=9"], None,
      "tokenizer.vqgan.resolution: 9 is not divisible by the downsampling 2"),
     ("train-tokenizer", ["tokenizer.vqgan.ch_mult=[]"], None, "tokenizer.vqgan.ch_mult: is empty"),
+    ("train-tokenizer", ["tokenizer.vqgan.ch=16"], None,
+     "tokenizer.vqgan.ch: 16 is not a multiple of 32 (taming's GroupNorm has 32 groups); use 32"),
     ("train-tokenizer", ["data.image_size=16"], None, "data.image_size is 16 px but tokenizer.vqgan.resolution is 8"),
     ("train-tokenizer", ["data.source=demo", "data.image_size=null"], None,
      "the demo digits are 32 px but tokenizer.vqgan.resolution is 8"),

@@ -95,8 +95,12 @@ class TokenizerTrainConfig:
         return build(cls, d, "tokenizer")
 
 
+GROUPS = 32  # taming's Normalize: GroupNorm(32, channels)
+
+
 def _check_vqgan(vq: VQGANConfig) -> None:
-    """Sizes of a VQGAN to train: counts >= 1 and a resolution the downsampling divides (errors name ``vqgan.*``)."""
+    """Sizes of a VQGAN to train: counts >= 1, a width ``ch`` that taming's 32-group GroupNorm divides and a
+    resolution the downsampling divides (errors name ``vqgan.*``)."""
     try:
         require_counts(vq, "n_embed", "embed_dim", "ch", "ch_mult", "num_res_blocks", "resolution", "z_channels",
                        "in_channels", "out_ch")
@@ -105,6 +109,9 @@ def _check_vqgan(vq: VQGANConfig) -> None:
         raise FieldError(f"vqgan.{exc.key}", exc.message) from exc
     if not vq.ch_mult:
         raise FieldError("vqgan.ch_mult", "is empty; give one channel multiplier per resolution level, e.g. [1, 2, 2]")
+    if vq.ch % GROUPS:  # every block's width is ch x a whole multiplier
+        raise FieldError("vqgan.ch", f"{vq.ch} is not a multiple of {GROUPS} (taming's GroupNorm has {GROUPS} "
+                                     f"groups); use {GROUPS * max(1, round(vq.ch / GROUPS))}")
     if vq.resolution % vq.downsample:
         raise FieldError("vqgan.resolution", f"{vq.resolution} is not divisible by the downsampling {vq.downsample} "
                                              f"(2 ** (len(ch_mult) - 1)); use a multiple of {vq.downsample}")
