@@ -227,6 +227,10 @@ def test_class_names_reach_the_checkpoint_and_sample(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()  # progress bars, then the error alone on its line
     assert err[-1].startswith("autonat: error: --classes hexagon: unknown class; the classes are circle, square")
     assert "Traceback" not in "\n".join(err)
+    assert main(["sample", "--checkpoint", str(ckpt), "--classes", "squares", "--out", str(tmp_path / "h.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("autonat: error: --classes squares: unknown class (did you mean 'square'?); the "
+                              "classes are circle, square")
 
 
 # --------------------------------------------------------------------------- 4. one discovery rule

@@ -12,7 +12,7 @@ from autonat.cli.args import (
     positive_int,
     sampler_options,
 )
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, closest
 
 
 def add_sample_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,11 +49,13 @@ def class_ids(values: list[str], names: list[str] | None) -> list[int]:
         elif value.lstrip("-").isdigit():
             ids.append(int(value))
         else:
-            known = "this checkpoint records no class names"
+            known, guess = "this checkpoint records no class names", ""
             if names:
                 more = f", ... ({len(names)} in all)" if len(names) > 20 else ""
                 known = "the classes are " + ", ".join(names[:20]) + more
-            raise AutonatError(f"--classes {value}: unknown class; {known} (or give ids)")
+                close = closest(value, names)
+                guess = f" (did you mean {close!r}?)" if close else ""
+            raise AutonatError(f"--classes {value}: unknown class{guess}; {known} (or give ids)")
     return ids
 
 
