@@ -223,6 +223,18 @@ def test_a_mistyped_flag_names_the_flag_meant(capsys):
     assert err.endswith("(see `autonat search generation --help`)"), err
 
 
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """``autonat strategy show ... | head -1``: a closed pipe ends the command with 141 (128 + SIGPIPE), as a shell
+    tool, and without a misleading error line about a path."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from autonat.cli.main import main; sys.exit(main())",
+                             "strategy", "show", "cosine", "--steps", "5000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("cosine: 5000 steps")
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == ""
+
+
 def test_a_mistyped_required_flag_is_named_before_it_is_called_missing(capsys):
     """``--checkpiont x`` leaves --checkpoint missing: the error names the typo first, not only the missing flag;
     an abbreviation argparse takes (``--check``) is no typo."""

@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_reporting_errors(work: Callable[[], None], debug: bool = False, prog: str = "autonat") -> int:
     """Run ``work()`` and return the exit status: 0, or 2 after one line ``<prog>: error: ...`` on stderr for
-    the user's errors (:class:`AutonatError`, and operating-system errors about their paths), or 130 on
-    Ctrl-C. ``debug`` lets the errors through with their tracebacks. The scripts in tools/ use it too."""
+    the user's errors (:class:`AutonatError`, and operating-system errors about their paths), 130 on
+    Ctrl-C, or 141 without a word when the reader of standard output has gone (a closed pipe). ``debug`` lets
+    the errors through with their tracebacks. The scripts in tools/ use it too."""
     try:
         work()
     except AutonatError as exc:
@@ -213,6 +214,12 @@ def run_reporting_errors(work: Callable[[], None], debug: bool = False, prog: st
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (`autonat strategy list | head -3`): stop quietly, as a shell tool
+        try:  # the interpreter's final flush of standard output must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # a standard output without a file descriptor (captured)
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a pipe closed under a writer
     except OSError as exc:  # the user's paths: permissions, read-only, a folder or file in the way, disk full
         if debug:
             raise

@@ -50,8 +50,9 @@ def token_grid(args: argparse.Namespace) -> tuple[tuple[int, int], str]:
 
     if args.grid:
         return tuple(args.grid), ""
-    beside = Path(args.source).parent / "generator"
-    checkpoint = args.checkpoint or (beside if (beside / "config.json").is_file() else None)
+    beside = Path(args.source).parent / "generator"  # a named schedule has no folder
+    found = Path(args.source).is_file() and (beside / "config.json").is_file()
+    checkpoint = args.checkpoint or (beside if found else None)
     if checkpoint is None:
         return DEFAULT_GRID, "; the default grid: give --grid H W or --checkpoint DIR for your model's"
     from autonat.generator.checkpoint import checkpoint_grid
