@@ -235,6 +235,16 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     assert proc.stderr.read() == ""
 
 
+def test_a_broken_pipe_that_is_not_standard_output_is_reported(capsys):
+    from autonat.cli.main import run_reporting_errors
+
+    def work():
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    assert run_reporting_errors(work) == 2
+    assert capsys.readouterr().err.strip() == "autonat: error: ?: broken pipe; check the path"
+
+
 def test_a_mistyped_required_flag_is_named_before_it_is_called_missing(capsys):
     """``--checkpiont x`` leaves --checkpoint missing: the error names the typo first, not only the missing flag;
     an abbreviation argparse takes (``--check``) is no typo."""

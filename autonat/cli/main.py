@@ -214,21 +214,36 @@ def run_reporting_errors(work: Callable[[], None], debug: bool = False, prog: st
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # the reader left (`autonat strategy list | head -3`): stop quietly, as a shell tool
-        try:  # the interpreter's final flush of standard output must not fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):  # a standard output without a file descriptor (captured)
-            pass
+    except BrokenPipeError as exc:  # the reader left (`autonat strategy list | head -3`): stop quietly, as shell
+        if not _stdout_closed():  # tools do; another pipe that broke is an error to report
+            return _report_os_error(exc, debug, prog)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush must not fail again
         return 141  # 128 + SIGPIPE, what a shell reports for a pipe closed under a writer
     except OSError as exc:  # the user's paths: permissions, read-only, a folder or file in the way, disk full
-        if debug:
-            raise
-        print(f"{prog}: error: {os_error_line(exc)}", file=sys.stderr)
-        return 2
+        return _report_os_error(exc, debug, prog)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _report_os_error(exc: OSError, debug: bool, prog: str) -> int:
+    if debug:
+        raise exc
+    print(f"{prog}: error: {os_error_line(exc)}", file=sys.stderr)
+    return 2
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLERR)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no file descriptor (captured output)
+        return False
 
 
 def _note_single_process(command: str) -> None:
