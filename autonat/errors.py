@@ -1,7 +1,9 @@
-"""The one exception type the command line turns into a one-line message, and the hint for a misspelt name."""
+"""The one exception type the command line turns into a one-line message, and the hints for a misspelt name or
+path."""
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Iterable
 
 
@@ -13,3 +15,15 @@ def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The known name ``word`` most likely misspells (difflib's similarity ratio at least ``cutoff``), or None."""
     match = difflib.get_close_matches(str(word), list(known), n=1, cutoff=cutoff)
     return match[0] if match else None
+
+
+def path_hint(path: str | Path) -> str:
+    """`` (did you mean runs/x/strategy.yaml?)`` for a missing ``path`` whose folder holds a close name (a mistyped
+    file name or extension), else ""."""
+    path = Path(path)
+    try:
+        names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+    except OSError:
+        return ""
+    close = closest(path.name, names, cutoff=0.75)
+    return f" (did you mean {path.parent / close}?)" if close else ""

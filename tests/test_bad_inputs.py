@@ -102,6 +102,9 @@ ROWS = [
     ("sample-strategy-steps-eight", "sample --checkpoint {gen} --strategy {strategy_eight}", "eight"),
     ("sample-strategy-binary", "sample --checkpoint {gen} --strategy {gen}/model.safetensors", "not a text file"),
     ("sample-missing-strategy", "sample --checkpoint {gen} --strategy no_such.yaml", "no_such.yaml"),
+    ("sample-strategy-extension-typo", "sample --checkpoint {gen} --strategy {root}/two_steps.yml",
+     "two_steps.yml (did you mean {strategy2}?)"),
+    ("sample-checkpoint-name-typo", "sample --checkpoint {gen}x", "(did you mean {gen}?)"),
     ("sample-unknown-schedule", "sample --checkpoint {gen} --schedule cosin", "cosin"),
     ("sample-text-no-prompt", "sample --checkpoint {textgen}", "text-conditional: give it prompts"),
     ("sample-text-given-classes", "sample --checkpoint {textgen} --classes 1", "text-conditional"),
@@ -137,6 +140,10 @@ ROWS = [
     ("eval-n-zero", "eval --checkpoint {gen} {ref} -n 0", "at least 1"),
     ("eval-missing-checkpoint", "eval --checkpoint no_such_ckpt {ref}", "no_such_ckpt"),
     ("eval-missing-reference", "eval --checkpoint {gen} --reference no_such.npz", "no_such.npz"),
+    ("eval-reference-folder-typo", "eval --checkpoint {gen} --reference {root}/imagse -n 4",
+     "(did you mean {images}?)"),
+    ("eval-demo-split-typo", "eval --checkpoint {gen} --reference demo:heldot -n 4", "(did you mean demo:heldout?)"),
+    ("eval-metric-typo", "eval --checkpoint {gen} {ref} -n 4 --metrics fdi", "(did you mean fdi -> fid?)"),
     ("eval-results-folder", "eval --checkpoint {gen} {ref} -n 2 --results {userdir}", "userdata"),
     ("eval-results-read-only", "eval --checkpoint {gen} {ref} -n 2 --results /proc/e.jsonl",
      "/proc"),
@@ -323,3 +330,14 @@ def test_a_bad_input_is_one_line_and_exit_2(row, world, tmp_path, monkeypatch, c
     assert world["file"].read_text() == "precious" and world["stats"].read_bytes() == stats
     for k, before in watched.items():
         assert _snapshot(world[k]) == before, f"{k} changed"
+
+
+def test_a_missing_path_is_matched_only_to_a_close_name_beside_it(tmp_path):
+    from autonat.errors import path_hint
+
+    (tmp_path / "strategy.yaml").write_text("steps: 2\n")
+    (tmp_path / "step_40").mkdir()
+    assert path_hint(tmp_path / "strategy.yml") == f" (did you mean {tmp_path / 'strategy.yaml'}?)"
+    assert path_hint(tmp_path / "step_4") == f" (did you mean {tmp_path / 'step_40'}?)"
+    assert path_hint(tmp_path / "zebra.txt") == ""  # nothing close
+    assert path_hint(tmp_path / "no_folder" / "strategy.yml") == ""  # no folder to look in

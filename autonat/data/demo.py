@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 
 from autonat import ASSETS
 from autonat.data.sources import DEMO_IMAGE_SIZE
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, closest
 
 DEMO_ASSETS = ASSETS / "demo"  # the shipped demo model, trained on these digits (README "The built-in demo")
 DEMO_CHECKPOINT = DEMO_ASSETS / "generator"
@@ -54,7 +54,9 @@ def demo_split(source) -> str:
     """The split ``demo:<split>`` names, else a one-line error listing the splits."""
     split = str(source).partition(":")[2]
     if split not in DEMO_SPLITS:
-        raise AutonatError(f"say which demo digits: {', '.join('demo:' + s for s in DEMO_SPLITS)}")
+        close = closest(split, DEMO_SPLITS) if split else None
+        guess = f" (did you mean demo:{close}?)" if close else ""
+        raise AutonatError(f"say which demo digits{guess}: {', '.join('demo:' + s for s in DEMO_SPLITS)}")
     return split
 
 

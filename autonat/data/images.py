@@ -51,7 +51,7 @@ from torchvision.transforms import functional as TF
 
 from autonat.data.demo import DemoDigits
 from autonat.data.sources import RESIZES, is_demo_source
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, path_hint
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 #: The largest image read, in pixels (16384 x 16384, about 0.8 GB as 8-bit RGB). PIL's own guard against
@@ -128,7 +128,7 @@ class ImageFolderDataset(Dataset):
         self.image_size = image_size
         self.resize = check_resize(resize)
         if not self.root.is_dir():
-            raise AutonatError(f"image folder not found: {self.root}")
+            raise AutonatError(f"image folder not found: {self.root}{path_hint(self.root)}")
         folders = class_folders(self.root)
         if not folders:
             raise AutonatError(f"{self.root} has no class subfolders; put images in {self.root}/<class>/")

@@ -11,7 +11,7 @@ import torch
 
 from autonat.data.demo import demo_split, is_demo_reference
 from autonat.data.images import to_uint8, to_uint8_hwc
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, path_hint
 
 
 # --------------------------------------------------------------------------- image sets
@@ -160,7 +160,7 @@ def images_from_array(arr: np.ndarray, where: str) -> ArrayImages:
 def check_source_exists(source: str | Path) -> None:
     """One-line error unless ``source`` is ``demo:<split>`` or an existing folder or file."""
     if not is_demo_reference(str(source)) and not Path(source).exists():
-        raise AutonatError(f"no such image folder or .npz file: {source}")
+        raise AutonatError(f"no such image folder or .npz file: {source}{path_hint(source)}")
 
 
 def open_images(source: str | Path) -> ArrayImages | FolderImages:

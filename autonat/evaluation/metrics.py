@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, closest
 from autonat.evaluation.embed import embed
 from autonat.evaluation.features import FeatureExtractor
 from autonat.evaluation.images import GeneratedImages, ImageSet
@@ -32,7 +32,10 @@ def parse_metrics(requested: str | Sequence[str] | None, reference: Reference) -
     if not names:
         raise AutonatError("--metrics names no metric; choose from fid, is, kid, pr (or leave it out for all)")
     if unknown:
-        raise AutonatError(f"unknown metric(s) {unknown}; choose from fid, is, kid, pr")
+        said = ("fid", "is", "kid", "pr")  # the names the messages offer
+        guesses = [f"{m} -> {c}" for m, c in ((m, closest(m, said)) for m in unknown) if c]
+        guess = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+        raise AutonatError(f"unknown metric(s) {unknown}{guess}; choose from fid, is, kid, pr")
     need_features = [m for m in names if m in ("kid", "prc")]
     if need_features and reference.features is None:
         raise AutonatError(f"{', '.join(need_features)} need the reference images, but {reference.source} holds "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, path_hint
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import atomic_dir
 from autonat.io.config import to_plain
@@ -91,7 +91,8 @@ def _checkpoint_hint(path: Path) -> str:
     if (path / "checkpoints").is_dir():
         return " (a training run keeps them under checkpoints/)"
     if not path.exists():
-        return "; check the path (a checkpoint is a folder of config.json and weights, as a run's checkpoints/step_N)"
+        return path_hint(path) or ("; check the path (a checkpoint is a folder of config.json and weights, as a run's "
+                                   "checkpoints/step_N)")
     return "; give the folder of config.json and weights (a run's checkpoints/step_N, or `autonat convert`'s output)"
 
 

@@ -32,14 +32,14 @@ from typing import Any
 
 import yaml
 
-from autonat.errors import AutonatError, closest
+from autonat.errors import AutonatError, closest, path_hint
 
 
 def read_yaml(path: str | Path, what: str = "config file") -> Any:
     """Parse a YAML file with the safe loader; a missing or malformed file is a clear error."""
     path = Path(path)
     if not path.exists():
-        raise AutonatError(f"{what} not found: {path}")
+        raise AutonatError(f"{what} not found: {path}{path_hint(path)}")
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

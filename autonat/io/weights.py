@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from autonat.errors import AutonatError
+from autonat.errors import AutonatError, path_hint
 from autonat.io.atomic import atomic_path, follow_umask
 
 #: Prefixes added by DDP / ``torch.compile`` wrappers, stripped on reading.
@@ -85,7 +85,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise AutonatError(f"weights file not found: {path}")
+        raise AutonatError(f"weights file not found: {path}{path_hint(path)}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
