@@ -35,6 +35,16 @@ def test_a_mistyped_checkpoint_is_one_line(name, argv, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_accelerate_entry_point_speaks_as_autonat_train():
+    """tools/train.py is `autonat train` under accelerate: the same flags, typo hints and one-line errors."""
+    result = _tool("train.py", "--confg", "recipe.yaml")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line == ("autonat train: error: unrecognized arguments: --confg; did you mean --confg -> --config? "
+                    "(missing: --config) (see `autonat train --help`)"), line
+
+
+@pytest.mark.slow
 def test_a_bad_strategy_of_objective_resolution_is_one_line():
     result = _tool("objective_resolution.py", "--steps", "4", "--strategy", "init:remask_strat=3")
     assert result.returncode == 2

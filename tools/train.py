@@ -6,13 +6,9 @@ The same as `autonat train`, which runs it in one process. Without CUDA the K
 processes train on the CPU through gloo (`accelerate launch --cpu` would start
 only one process unless MPI is configured).
 """
-import argparse
 import sys
 
 from autonat.cli.main import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--config", required=True)
-    args, rest = parser.parse_known_args()
-    sys.exit(main(["train", "--config", args.config, *rest]))
+    sys.exit(main(["train", *sys.argv[1:]]))  # `autonat train`'s flags, help and one-line errors
