@@ -3,6 +3,7 @@ path."""
 from __future__ import annotations
 
 import difflib
+from itertools import islice
 from pathlib import Path
 from typing import Iterable
 
@@ -21,8 +22,8 @@ def path_hint(path: str | Path) -> str:
     """`` (did you mean runs/x/strategy.yaml?)`` for a missing ``path`` whose folder holds a close name (a mistyped
     file name or extension), else ""."""
     path = Path(path)
-    try:
-        names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+    try:  # a folder of a dataset's million files is not read through for a hint
+        names = [p.name for p in islice(path.parent.iterdir(), 10_000)] if path.parent.is_dir() else []
     except OSError:
         return ""
     close = closest(path.name, names, cutoff=0.75)
