@@ -264,6 +264,22 @@ def test_a_mistyped_required_flag_is_named_before_it_is_called_missing(capsys):
            "--out)" in err, err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["smaple"], "invalid choice: 'smaple' (choose from 'train-tokenizer', "),
+    (["search", "generaton"], "invalid choice: 'generaton' (choose from 'generation', 'training', 'alternate'); "
+                              "did you mean 'generation'?"),
+    (["sample", "--checkpoint", "x", "--order", "confidance"], "did you mean 'confidence'?"),
+])
+def test_a_mistyped_command_or_choice_names_the_one_meant(argv, said, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert said in err and "did you mean '" in err and len(err.splitlines()) == 1, err
+    with pytest.raises(SystemExit):
+        main(["sample", "--checkpoint", "x", "--order", "zzz"])
+    assert "did you mean" not in capsys.readouterr().err  # nothing close: no guess
+
+
 def test_a_mistyped_schedule_name_names_the_schedule_meant(capsys):
     with pytest.raises(SystemExit):
         main(["sample", "--checkpoint", "x", "--schedule", "cosin"])

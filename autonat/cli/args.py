@@ -9,6 +9,7 @@ loads neither torch nor torchvision.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from autonat.errors import closest
@@ -36,6 +37,10 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         """One line. A missing required flag is often a mistyped one (``--checkpiont x``): name the typo first."""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:  # a mistyped subcommand or choice: name the one meant, as for flags
+            close = closest(choice[1], [name.strip().strip("'") for name in choice[2].split(",")])
+            message += f"; did you mean {close!r}?" if close else ""
         required = "the following arguments are required: "
         if message.startswith(required):
             typos = self._typos([w for w in self._given if w.startswith("--") and w != "--"])
