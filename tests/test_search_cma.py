@@ -242,6 +242,7 @@ def test_search_generation_cma_command(tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "seed-to-seed std" in text and "N=10" in text and "FID + 0.01 per forward pass" in text
     assert f"result: {out / 'best_strategy.yaml'} (last CMA-ES mean: {out / 'strategy.yaml'})" in text
+    assert "the result leads the start by " in text or "kept the start" in text
     noise = json.loads((out / "noise.json").read_text())
     assert noise["n_eval"] == 10 and len(noise["values"]) == 3
     recorded = json.loads((out / "inputs.json").read_text())
@@ -295,3 +296,18 @@ def test_cma_validation_on_several_seed_sets_keeps_the_best_mean_value(tmp_path)
     means = [np.mean([r["value"] for r in valid if r["generation"] == g]) for g in range(4)]
     assert [h["fid"] for h in search.history()] == pytest.approx(means)
     assert state.best_value == pytest.approx(min(means)) and state.evaluations == 3 + 3 * (4 + 3)
+
+
+def test_the_closing_line_reads_the_lead_against_its_noise():
+    """The lead over the start is compared with std * sqrt(2 / sets), the std of a difference of two means of
+    ``sets`` validation values; two stds or more is called beyond the noise."""
+    from autonat.cli.search import _lead_line
+    from autonat.search.measure import NoiseEstimate
+
+    noise = NoiseEstimate(100, [1, 2, 3], [3.0, 3.2, 3.4])  # std 0.2
+    spread = noise.lead_noise(2)
+    assert spread == pytest.approx(0.2)
+    assert _lead_line(3.0, 3.0, spread) == "kept the start: no CMA-ES mean validated better"
+    assert _lead_line(3.0, 2.7, spread).startswith("the result leads the start by 0.300 on the validation seeds, "
+                                                   "1.5 x the std of that lead (0.200): within the noise")
+    assert _lead_line(3.0, 2.5, spread).endswith("2.5 x the std of that lead (0.200): beyond the noise")

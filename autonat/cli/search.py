@@ -169,10 +169,25 @@ def run_generation(args) -> None:
     print(f"search done: {state.step} steps, {state.evaluations} evaluations, {state.images} images, "
           f"{state.seconds:.0f} s; {what} {hist[0]['fid']:.3f} -> {hist[-1]['fid']:.3f}{best}{noise}")
     if args.method == "cma":  # the result is the validated best; strategy.yaml is CMA-ES's last mean
+        if search.noise:
+            print(_lead_line(hist[0]["fid"], state.best_value, search.noise.lead_noise(args.validation_sets)))
         files = f"result: {out / 'best_strategy.yaml'} (last CMA-ES mean: {out / 'strategy.yaml'})"
     else:  # the paper's searches end where their last step took them
         files = f"strategy: {out / 'strategy.yaml'} (best seen: {out / 'best_strategy.yaml'})"
     print(f"{files}; plots: {out / 'search.png'}")
+
+
+def _lead_line(start: float, best: float, spread: float) -> str:
+    """How far the result leads the start on the validation seeds, against the std of that lead."""
+    lead = start - best
+    if lead <= 0:
+        return "kept the start: no CMA-ES mean validated better"
+    ratio = lead / spread if spread > 0 else float("inf")
+    verdict = ("beyond the noise" if ratio >= 2 else
+               "within the noise: score the result and the start on fresh seeds, with more images, before trusting "
+               "the gain")
+    return f"the result leads the start by {lead:.3f} on the validation seeds, {ratio:.1f} x the std of that " \
+           f"lead ({spread:.3f}): {verdict}"
 
 
 def _trial_fn(args, strategy, out: Path):

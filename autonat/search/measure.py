@@ -69,6 +69,12 @@ class NoiseEstimate:
     def describe(self) -> str:
         return f"seed-to-seed std {self.std:.3f} at N={self.n_eval} ({len(self.values)} seed sets)"
 
+    def lead_noise(self, sets: int) -> float:
+        """The std of the difference of two strategies' validation values, each a mean over ``sets`` seed sets:
+        ``std * sqrt(2 / sets)`` (the two treated as independent: at small N the FIDs of different strategies on
+        the same seeds are nearly uncorrelated, ``docs/search_evidence.md``)."""
+        return self.std * (2.0 / sets) ** 0.5
+
 
 def noise_seeds(base: int, k: int) -> list[int]:
     """``k`` seed-set seeds for a noise estimate, apart from the search's candidate and validation seeds."""
