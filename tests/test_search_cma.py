@@ -311,3 +311,5 @@ def test_the_closing_line_reads_the_lead_against_its_noise():
     assert _lead_line(3.0, 2.7, spread).startswith("the result leads the start by 0.300 on the validation seeds, "
                                                    "1.5 x the std of that lead (0.200): within the noise")
     assert _lead_line(3.0, 2.5, spread).endswith("2.5 x the std of that lead (0.200): beyond the noise")
+    one_set = NoiseEstimate(100, [1], [3.0]).lead_noise(2)  # nan: no std from one seed set
+    assert _lead_line(3.0, 2.5, one_set).endswith("its noise is unknown (--noise-seeds 3 measures it)")

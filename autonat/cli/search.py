@@ -182,7 +182,10 @@ def _lead_line(start: float, best: float, spread: float) -> str:
     lead = start - best
     if lead <= 0:
         return "kept the start: no CMA-ES mean validated better"
-    ratio = lead / spread if spread > 0 else float("inf")
+    if not spread > 0:  # one noise seed set gives no std (nan)
+        return f"the result leads the start by {lead:.3f} on the validation seeds; its noise is unknown " \
+               "(--noise-seeds 3 measures it)"
+    ratio = lead / spread
     verdict = ("beyond the noise" if ratio >= 2 else
                "within the noise: score the result and the start on fresh seeds, with more images, before trusting "
                "the gain")
