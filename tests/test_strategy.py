@@ -95,3 +95,20 @@ def test_identity_tells_strategies_apart_and_survives_a_file_round_trip(tmp_path
     assert load_strategy(tmp_path / "a.yaml").identity() == a.identity()
     assert a.identity() != b.identity()
     assert a.identity() != a.with_reuse(cfg_reuse=[0, 1, 0, 0]).identity()
+
+
+def test_every_shipped_strategy_file_loads_with_the_steps_its_name_gives():
+    """configs/strategies/*.yaml and the demo's strategy_T<k>.yaml: valid strategy files of the steps the last T<k>
+    of their name gives."""
+    import re
+    from pathlib import Path
+
+    from autonat.strategy.files import load_strategy
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "configs" / "strategies").glob("*.yaml")) + sorted(
+        (root / "autonat" / "assets" / "demo").glob("strategy_T*.yaml"))
+    assert len(files) >= 7
+    for path in files:
+        steps = int(re.findall(r"T(\d+)", path.name)[-1])  # paper_T8_as_T4: the last T names the file's
+        assert load_strategy(path).steps == steps, path
