@@ -314,3 +314,13 @@ def test_sample_eval_and_search_run_on_the_folder(folder, tmp_path):
                  *common]) == 0
     assert load_strategy(out / "best_strategy.yaml").steps == 3
     assert len((out / "history.csv").read_text().strip().splitlines()) == 2  # header + 1 step
+
+
+def test_strategy_show_counts_tokens_on_an_amused_folders_grid(folder, capsys):
+    from autonat.cli.main import main
+
+    assert main(["strategy", "show", "amused", "--steps", "4", "--checkpoint", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    side = GRID_SIDE
+    assert f"{side}x{side} grid ({side * side} tokens, the grid of {folder})" in out[0], out[0]
+    assert sum(int(row.split()[-1]) for row in out[3:]) == side * side  # every token decoded once

@@ -23,7 +23,7 @@ from autonat.errors import AutonatError, path_hint
 from autonat.generator.uvit import UViT, UViTConfig
 from autonat.io.atomic import atomic_dir
 from autonat.io.config import to_plain
-from autonat.io.diffusers_folder import is_amused_folder
+from autonat.io.diffusers_folder import amused_grid, is_amused_folder
 from autonat.io.identity import resolve_recorded, with_portable_path
 from autonat.io.weights import load_strict, read_state_dict, save_safetensors
 
@@ -113,7 +113,10 @@ def read_generator_config(path: str | Path) -> dict:
 
 
 def checkpoint_grid(path: str | Path) -> tuple[int, int]:
-    """The token grid ``(h, w)`` recorded in the generator checkpoint ``path`` (``model.grid`` of its config)."""
+    """The token grid ``(h, w)`` recorded in the generator checkpoint ``path`` (``model.grid`` of its config), or
+    of an aMUSEd pipeline folder (:func:`~autonat.io.diffusers_folder.amused_grid`)."""
+    if is_amused_folder(path):
+        return amused_grid(path)
     grid = (read_generator_config(path).get("model") or {}).get("grid")
     if not (isinstance(grid, list) and len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid)):
         raise AutonatError(f"{Path(path) / CONFIG_FILE} records no token grid (model.grid: {grid!r}); "

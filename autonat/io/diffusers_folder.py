@@ -69,3 +69,16 @@ def check_amused_folder(path: str | Path) -> Path:
 def amused_weights(path: str | Path) -> Path:
     """The transformer's weights file of an aMUSEd folder (what a search's identity fingerprints)."""
     return Path(path) / "transformer" / "diffusion_pytorch_model.safetensors"
+
+
+def amused_grid(path: str | Path) -> tuple[int, int]:
+    """The token grid of an aMUSEd folder: the transformer's ``sample_size`` square (16 x 16 for amused-256,
+    32 x 32 for amused-512), read from ``transformer/config.json`` without importing diffusers."""
+    file = Path(path) / "transformer" / "config.json"
+    try:
+        side = json.loads(file.read_text()).get("sample_size")
+    except (OSError, ValueError, AttributeError):
+        side = None
+    if not (isinstance(side, int) and side > 0):
+        raise AutonatError(f"{file} gives no token grid (sample_size); copy the whole aMUSEd pipeline folder")
+    return side, side

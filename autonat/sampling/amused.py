@@ -17,7 +17,7 @@ from autonat.errors import AutonatError
 from autonat.generator.amused import AmusedConfig, AmusedTextEncoder, AmusedTransformer
 from autonat.generator.checkpoint import Generator
 from autonat.io.config import read_json
-from autonat.io.diffusers_folder import KIND, check_amused_folder, import_diffusers
+from autonat.io.diffusers_folder import KIND, amused_grid, check_amused_folder, import_diffusers
 from autonat.sampling.sampler import TokenSpace
 from autonat.tokenizers.amused import AmusedVQTokenizer
 
@@ -69,7 +69,7 @@ def load_amused(path: str | Path, device: torch.device | str = "cpu") -> AmusedC
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AutonatError(f"cannot load the aMUSEd folder {path}: {first}; copy the whole pipeline snapshot "
                            "(fp32 weights)") from None
-    side = int(transformer.config.sample_size)
+    side = amused_grid(path)[0]
     image_side = side * 2 ** (len(vqvae.config.block_out_channels) - 1)
     tokenizer = AmusedVQTokenizer(vqvae, image_side)
     mask_id = int(scheduler["mask_token_id"])
