@@ -18,6 +18,13 @@ def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
     return match[0] if match else None
 
 
+def misspellings(words: Iterable, known: Iterable[str], cutoff: float = 0.6) -> list[tuple]:
+    """``(word, meant)`` for each of ``words`` that :func:`closest` matches to a known name, in order: what a
+    message lists as ``word -> meant`` when several words can be wrong."""
+    known = list(known)
+    return [(word, meant) for word in words if (meant := closest(word, known, cutoff))]
+
+
 def path_hint(path: str | Path) -> str:
     """`` (did you mean runs/x/strategy.yaml?)`` for a missing ``path`` whose folder holds a close name (a mistyped
     file name or extension), else ""."""

@@ -12,7 +12,7 @@ import argparse
 import re
 import sys
 
-from autonat.errors import closest
+from autonat.errors import closest, misspellings
 from autonat.evaluation.names import ALIASES, DIGITS, INCEPTION
 from autonat.runtime import DEVICE_CHOICES
 from autonat.sampling.options import CFG_BATCHING, OFFICIAL_TEMPERATURE_FLOOR, ORDERS, PRECISIONS
@@ -61,11 +61,8 @@ class Parser(argparse.ArgumentParser):
             return flag in known or (self.allow_abbrev and sum(k.startswith(flag) for k in known) == 1)
 
         unknown = [w for w in words if not (w.startswith("--") and taken(w.split("=", 1)[0]))]
-        hints = []
-        for flag in (u.split("=", 1)[0] for u in unknown if u.startswith("--")):
-            close = closest(flag, known, cutoff=0.75)
-            if close:
-                hints.append(f"{flag} -> {close}")
+        flags = [u.split("=", 1)[0] for u in unknown if u.startswith("--")]
+        hints = [f"{flag} -> {meant}" for flag, meant in misspellings(flags, known, cutoff=0.75)]
         hint = f"; did you mean {', '.join(hints)}?" if hints else ""
         return f"unrecognized arguments: {' '.join(unknown)}{hint}" if unknown else ""
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from autonat.errors import AutonatError, closest
+from autonat.errors import AutonatError, misspellings
 from autonat.evaluation.embed import embed
 from autonat.evaluation.features import FeatureExtractor
 from autonat.evaluation.images import GeneratedImages, ImageSet
@@ -22,6 +22,9 @@ KID_SUBSET = 1000  # torch-fidelity's default kid_subset_size
 
 
 # --------------------------------------------------------------------------- metrics
+OFFERED = ("fid", "is", "kid", "pr")  # the names --metrics offers (``is`` and ``pr`` are aliases of isc and prc)
+
+
 def parse_metrics(requested: str | Sequence[str] | None, reference: Reference) -> tuple[str, ...]:
     """Metric names to compute: all the reference allows by default (KID and PR need reference features)."""
     if requested is None:
@@ -29,13 +32,13 @@ def parse_metrics(requested: str | Sequence[str] | None, reference: Reference) -
     names = requested.split(",") if isinstance(requested, str) else list(requested)
     names = [METRIC_ALIASES.get(m.strip().lower(), m.strip().lower()) for m in names if m.strip()]
     unknown = [m for m in names if m not in METRICS]
+    offered = ", ".join(OFFERED)
     if not names:
-        raise AutonatError("--metrics names no metric; choose from fid, is, kid, pr (or leave it out for all)")
+        raise AutonatError(f"--metrics names no metric; choose from {offered} (or leave it out for all)")
     if unknown:
-        said = ("fid", "is", "kid", "pr")  # the names the messages offer
-        guesses = [f"{m} -> {c}" for m, c in ((m, closest(m, said)) for m in unknown) if c]
+        guesses = [f"{m} -> {meant}" for m, meant in misspellings(unknown, OFFERED)]
         guess = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
-        raise AutonatError(f"unknown metric(s) {unknown}{guess}; choose from fid, is, kid, pr")
+        raise AutonatError(f"unknown metric(s) {unknown}{guess}; choose from {offered}")
     need_features = [m for m in names if m in ("kid", "prc")]
     if need_features and reference.features is None:
         raise AutonatError(f"{', '.join(need_features)} need the reference images, but {reference.source} holds "

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from autonat.errors import AutonatError, closest
+from autonat.errors import AutonatError, misspellings
 
 OFFICIAL_KEYS = {
     "manual_ratios": "mask_ratio",
@@ -141,8 +141,8 @@ class Strategy:
         names = {OFFICIAL_KEYS.get(k, k): k for k in data}  # our name -> the name in the file
         unknown = [k for k in data if OFFICIAL_KEYS.get(k, k) not in KNOWN_KEYS]
         if unknown:
-            guesses = {k: c for k in unknown if (c := closest(k, [*KNOWN_KEYS, *OFFICIAL_KEYS]))}
-            named = [c if len(unknown) == 1 else f"{k} -> {c}" for k, c in guesses.items()]
+            guesses = misspellings(unknown, [*KNOWN_KEYS, *OFFICIAL_KEYS])
+            named = [c if len(unknown) == 1 else f"{k} -> {c}" for k, c in guesses]
             guess = f" (did you mean {', '.join(named)}?)" if named else ""
             raise AutonatError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}{guess}; a strategy holds "
                                f"{', '.join(KNOWN_KEYS)} (or the official {', '.join(OFFICIAL_KEYS)})")
