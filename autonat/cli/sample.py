@@ -118,7 +118,8 @@ def run_sample(args) -> Path:
     images = [x.cpu() for x, _ in pipe.batches(strategy, labels, args.seed, args.batch_size, options=options)]
     images_t, labels_np = torch.cat(images), np.repeat(np.arange(len(rows)) if prompts else np.asarray(rows), per)
     save_grid(images_t, args.out, nrow=per)
-    what = ("prompt" if prompts else "class") + ("" if len(rows) == 1 else ("s" if prompts else "es"))
+    one, many = ("prompt", "prompts") if prompts else ("class", "classes")
+    what = one if len(rows) == 1 else many
     print(f"grid of {len(labels)} samples ({len(rows)} {what} x {per}, {strategy.steps} steps) "
           f"written to {args.out}")
     if args.png_dir:

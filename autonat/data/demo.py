@@ -54,7 +54,7 @@ def demo_split(source) -> str:
     """The split ``demo:<split>`` names, else a one-line error listing the splits."""
     split = str(source).partition(":")[2]
     if split not in DEMO_SPLITS:
-        close = closest(split, DEMO_SPLITS) if split else None
+        close = closest(split, DEMO_SPLITS)
         guess = f" (did you mean demo:{close}?)" if close else ""
         raise AutonatError(f"say which demo digits{guess}: {', '.join('demo:' + s for s in DEMO_SPLITS)}")
     return split

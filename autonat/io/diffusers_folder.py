@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from autonat.errors import AutonatError
+from autonat.io.config import read_json
 
 #: ``_class_name`` in ``model_index.json`` of an aMUSEd pipeline folder, and the ``--kind`` that names it.
 PIPELINE_CLASS = "AmusedPipeline"
@@ -75,10 +76,8 @@ def amused_grid(path: str | Path) -> tuple[int, int]:
     """The token grid of an aMUSEd folder: the transformer's ``sample_size`` square (16 x 16 for amused-256,
     32 x 32 for amused-512), read from ``transformer/config.json`` without importing diffusers."""
     file = Path(path) / "transformer" / "config.json"
-    try:
-        side = json.loads(file.read_text()).get("sample_size")
-    except (OSError, ValueError, AttributeError):
-        side = None
+    config = read_json(file, "copy the whole aMUSEd pipeline folder") if file.is_file() else {}
+    side = config.get("sample_size") if isinstance(config, dict) else None
     if not (isinstance(side, int) and side > 0):
         raise AutonatError(f"{file} gives no token grid (sample_size); copy the whole aMUSEd pipeline folder")
     return side, side
